@@ -1,0 +1,107 @@
+//! The subcommands of the `commitment-tracker` binary (DESIGN §7).
+
+use crate::auth::Role;
+use crate::commands::Commands;
+use crate::config::{Cli, Command, ServeArgs, Settings, TokenCommand};
+use crate::startup::Application;
+use crate::store::{self, feed::Feed, feed::FeedSettings, tokens};
+use crate::{graphql, seed};
+use anyhow::Context;
+use sqlx::PgPool;
+use std::path::Path;
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(cli.database_url, args).await,
+        Command::Migrate => {
+            open(&cli.database_url).await?;
+            eprintln!("migrations are up to date");
+            Ok(())
+        }
+        Command::Import { file } => {
+            let pool = open(&cli.database_url).await?;
+            import(&pool, &file).await
+        }
+        Command::ExportSchema => {
+            print!("{}", graphql::sdl());
+            Ok(())
+        }
+        Command::Token(TokenCommand::Create {
+            role,
+            name,
+            expires_in_days,
+        }) => {
+            let pool = open(&cli.database_url).await?;
+            let role = Role::parse(&role).context("unknown role")?;
+            anyhow::ensure!(!name.trim().is_empty(), "--name must not be empty");
+            let expires =
+                expires_in_days.map(|d| chrono::Utc::now() + chrono::Duration::days(i64::from(d)));
+            let (_, token) = tokens::create(&pool, name.trim(), role, expires).await?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+/// Creates the database if missing, connects and migrates.
+async fn open(url: &str) -> anyhow::Result<PgPool> {
+    store::ensure_database(url)
+        .await
+        .context("cannot create the database")?;
+    let pool = store::connect(url, 5)
+        .await
+        .context("cannot connect to the database")?;
+    store::migrate(&pool)
+        .await
+        .context("cannot migrate the database")?;
+    Ok(pool)
+}
+
+async fn import(pool: &PgPool, file: &Path) -> anyhow::Result<()> {
+    let seed = seed::load(file)?;
+    let feed = Feed::new(pool.clone(), FeedSettings::default()).await?;
+    let commands = Commands::new(pool.clone(), feed);
+    let report = seed::import(&commands, &seed).await?;
+    eprintln!(
+        "imported {:?} from {}: {} items written, {} already present",
+        seed.name,
+        file.display(),
+        report.written,
+        report.already_present
+    );
+    Ok(())
+}
+
+async fn serve(database_url: String, args: ServeArgs) -> anyhow::Result<()> {
+    let settings = Settings::from_args(database_url, &args);
+    let app = Application::build(settings).await?;
+    if let Some(file) = &args.import {
+        import(app.pool(), file).await?;
+    }
+    tracing::info!(address = %app.local_addr(), "serving GraphQL at http://{}/graphql", app.local_addr());
+    app.run_until_stopped(shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,455 @@
+//! Command handlers: each command is checked, decided by the domain and appended with its
+//! projections in one transaction, then announced to the live feed.
+//!
+//! The steps are the same for every command (see [`Commands::execute`]): authorise; claim the
+//! idempotency key; lock the stream; check the expected version; fold the stream; look up the
+//! streams the command refers to; decide; append; project; record the outcome; commit.
+
+use crate::auth::{Actor, Role};
+use crate::domain::commitment::{
+    AssessCommitment, CommitmentEvent, CommitmentState, DisputeAssessment, RegisterCommitment,
+    ReviseCommitment, check_expected_version,
+};
+use crate::domain::evidence::{EvidenceEvent, EvidenceState, RetractEvidence, SubmitEvidence};
+use crate::domain::{DomainError, DomainEvent, References, StreamType};
+use crate::store::event_store::{self, Metadata};
+use crate::store::feed::Feed;
+use crate::store::idempotency::{self, Claim};
+use crate::store::{StoreError, projections, read};
+use chrono::NaiveDate;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Why a command was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The domain refused it.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// The actor's role is too low.
+    #[error("this needs the {needed} role")]
+    Forbidden {
+        /// The least role that may run the command.
+        needed: Role,
+    },
+    /// The idempotency key was used before for a different command.
+    #[error("idempotencyKey was already used for a different command")]
+    KeyReused,
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for CommandError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Domain(d) => CommandError::Domain(d),
+            other => CommandError::Store(other),
+        }
+    }
+}
+
+impl From<sqlx::Error> for CommandError {
+    fn from(e: sqlx::Error) -> Self {
+        CommandError::Store(StoreError::Database(e))
+    }
+}
+
+/// Who runs a command and how.
+#[derive(Debug, Clone)]
+pub struct CommandContext {
+    /// The authenticated caller.
+    pub actor: Actor,
+    /// The request id, for tracing and the event metadata.
+    pub request_id: Option<String>,
+    /// The client's idempotency key.
+    pub idempotency_key: Option<String>,
+}
+
+/// The result of a command: the id of what it created or changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// The commitment, evidence, assessment or dispute id.
+    pub id: Uuid,
+    /// True when an idempotency key replayed an earlier run and nothing was written.
+    pub replayed: bool,
+}
+
+/// Which stream a command appends to.
+struct Target {
+    stream_id: Uuid,
+    stream_type: StreamType,
+    /// True for a command that creates the stream.
+    creates: bool,
+    expected_version: Option<i32>,
+}
+
+/// What a command refers to outside its own stream.
+#[derive(Default)]
+struct Refs {
+    commitments: Vec<Uuid>,
+    evidence: Vec<Uuid>,
+}
+
+/// Decides a command from the stream's decoded events and the referenced streams' facts:
+/// the events to append, each with its business date, and the outcome id.
+type Decision = Result<(Vec<(DomainEvent, NaiveDate)>, Uuid), DomainError>;
+
+/// The command handlers. Cheap to clone.
+#[derive(Clone)]
+pub struct Commands {
+    pool: PgPool,
+    feed: Feed,
+}
+
+fn commitment_events(events: Vec<CommitmentEvent>) -> Vec<(DomainEvent, NaiveDate)> {
+    events
+        .into_iter()
+        .map(|e| {
+            let on = e.occurred_on();
+            (DomainEvent::Commitment(e), on)
+        })
+        .collect()
+}
+
+fn evidence_events(events: Vec<EvidenceEvent>) -> Vec<(DomainEvent, NaiveDate)> {
+    events
+        .into_iter()
+        .map(|e| {
+            let on = e.occurred_on();
+            (DomainEvent::Evidence(e), on)
+        })
+        .collect()
+}
+
+fn commitment_state(events: &[DomainEvent]) -> CommitmentState {
+    let mut state = CommitmentState::default();
+    for e in events {
+        if let DomainEvent::Commitment(e) = e {
+            state.apply(e);
+        }
+    }
+    state
+}
+
+fn evidence_state(events: &[DomainEvent]) -> EvidenceState {
+    let mut state = EvidenceState::default();
+    for e in events {
+        if let DomainEvent::Evidence(e) = e {
+            state.apply(e);
+        }
+    }
+    state
+}
+
+fn command_json<T: serde::Serialize>(command: &T, expected_version: Option<i32>) -> Value {
+    json!({ "command": command, "expectedVersion": expected_version })
+}
+
+impl Commands {
+    /// Handlers over `pool`, announcing commits on `feed`.
+    pub fn new(pool: PgPool, feed: Feed) -> Self {
+        Self { pool, feed }
+    }
+
+    /// Registers a commitment; the outcome is its id.
+    #[tracing::instrument(skip_all, fields(actor = %ctx.actor.name, slug = cmd.slug.as_str()))]
+    pub async fn register_commitment(
+        &self,
+        ctx: &CommandContext,
+        cmd: RegisterCommitment,
+    ) -> Result<Outcome, CommandError> {
+        let id = Uuid::now_v7();
+        let target = Target {
+            stream_id: id,
+            stream_type: StreamType::Commitment,
+            creates: true,
+            expected_version: None,
+        };
+        let body = command_json(&cmd, None);
+        self.execute(
+            ctx,
+            "registerCommitment",
+            body,
+            Role::Admin,
+            target,
+            Refs::default(),
+            |events, _| {
+                Ok((
+                    commitment_events(cmd.decide(&commitment_state(events))?),
+                    id,
+                ))
+            },
+        )
+        .await
+    }
+
+    /// Revises a commitment; the outcome is its id.
+    #[tracing::instrument(skip_all, fields(actor = %ctx.actor.name, commitment = %cmd.commitment_id))]
+    pub async fn revise_commitment(
+        &self,
+        ctx: &CommandContext,
+        cmd: ReviseCommitment,
+        expected_version: Option<i32>,
+    ) -> Result<Outcome, CommandError> {
+        let id = cmd.commitment_id;
+        let target = Target {
+            stream_id: id,
+            stream_type: StreamType::Commitment,
+            creates: false,
+            expected_version,
+        };
+        let body = command_json(&cmd, expected_version);
+        self.execute(
+            ctx,
+            "reviseCommitment",
+            body,
+            Role::Admin,
+            target,
+            Refs::default(),
+            |events, _| {
+                Ok((
+                    commitment_events(cmd.decide(&commitment_state(events))?),
+                    id,
+                ))
+            },
+        )
+        .await
+    }
+
+    /// Records a verdict; the outcome is the assessment's id.
+    #[tracing::instrument(skip_all, fields(actor = %ctx.actor.name, commitment = %cmd.commitment_id))]
+    pub async fn assess_commitment(
+        &self,
+        ctx: &CommandContext,
+        mut cmd: AssessCommitment,
+        expected_version: Option<i32>,
+    ) -> Result<Outcome, CommandError> {
+        cmd.assessment_id = Uuid::now_v7();
+        let id = cmd.assessment_id;
+        let target = Target {
+            stream_id: cmd.commitment_id,
+            stream_type: StreamType::Commitment,
+            creates: false,
+            expected_version,
+        };
+        let refs = Refs {
+            evidence: cmd.evidence_ids.clone(),
+            ..Refs::default()
+        };
+        let body = command_json(&cmd, expected_version);
+        self.execute(
+            ctx,
+            "assessCommitment",
+            body,
+            Role::Assessor,
+            target,
+            refs,
+            |events, refs| {
+                Ok((
+                    commitment_events(cmd.decide(&commitment_state(events), refs)?),
+                    id,
+                ))
+            },
+        )
+        .await
+    }
+
+    /// Records a dispute of an assessment; the outcome is the dispute's id.
+    #[tracing::instrument(skip_all, fields(actor = %ctx.actor.name, assessment = %cmd.assessment_id))]
+    pub async fn dispute_assessment(
+        &self,
+        ctx: &CommandContext,
+        mut cmd: DisputeAssessment,
+        expected_version: Option<i32>,
+    ) -> Result<Outcome, CommandError> {
+        require(ctx, Role::Assessor)?;
+        cmd.commitment_id = read::assessment_commitment(&self.pool, cmd.assessment_id)
+            .await?
+            .ok_or(DomainError::NotFound {
+                what: "assessment",
+                id: cmd.assessment_id,
+            })?;
+        cmd.dispute_id = Uuid::now_v7();
+        let id = cmd.dispute_id;
+        let target = Target {
+            stream_id: cmd.commitment_id,
+            stream_type: StreamType::Commitment,
+            creates: false,
+            expected_version,
+        };
+        let refs = Refs {
+            evidence: cmd.evidence_ids.clone(),
+            ..Refs::default()
+        };
+        let body = command_json(&cmd, expected_version);
+        self.execute(
+            ctx,
+            "disputeAssessment",
+            body,
+            Role::Assessor,
+            target,
+            refs,
+            |events, refs| {
+                Ok((
+                    commitment_events(cmd.decide(&commitment_state(events), refs)?),
+                    id,
+                ))
+            },
+        )
+        .await
+    }
+
+    /// Records evidence; the outcome is its id.
+    #[tracing::instrument(skip_all, fields(actor = %ctx.actor.name))]
+    pub async fn submit_evidence(
+        &self,
+        ctx: &CommandContext,
+        cmd: SubmitEvidence,
+    ) -> Result<Outcome, CommandError> {
+        let id = Uuid::now_v7();
+        let target = Target {
+            stream_id: id,
+            stream_type: StreamType::Evidence,
+            creates: true,
+            expected_version: None,
+        };
+        let refs = Refs {
+            commitments: cmd.commitment_ids.clone(),
+            ..Refs::default()
+        };
+        let body = command_json(&cmd, None);
+        self.execute(
+            ctx,
+            "submitEvidence",
+            body,
+            Role::Contributor,
+            target,
+            refs,
+            |events, refs| {
+                Ok((
+                    evidence_events(cmd.decide(&evidence_state(events), refs)?),
+                    id,
+                ))
+            },
+        )
+        .await
+    }
+
+    /// Retracts evidence; the outcome is its id.
+    #[tracing::instrument(skip_all, fields(actor = %ctx.actor.name, evidence = %cmd.evidence_id))]
+    pub async fn retract_evidence(
+        &self,
+        ctx: &CommandContext,
+        cmd: RetractEvidence,
+        expected_version: Option<i32>,
+    ) -> Result<Outcome, CommandError> {
+        let id = cmd.evidence_id;
+        let target = Target {
+            stream_id: id,
+            stream_type: StreamType::Evidence,
+            creates: false,
+            expected_version,
+        };
+        let body = command_json(&cmd, expected_version);
+        self.execute(
+            ctx,
+            "retractEvidence",
+            body,
+            Role::Admin,
+            target,
+            Refs::default(),
+            |events, _| Ok((evidence_events(cmd.decide(&evidence_state(events))?), id)),
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn execute(
+        &self,
+        ctx: &CommandContext,
+        kind: &str,
+        body: Value,
+        needed: Role,
+        target: Target,
+        refs: Refs,
+        decide: impl FnOnce(&[DomainEvent], &References) -> Decision,
+    ) -> Result<Outcome, CommandError> {
+        require(ctx, needed)?;
+        let actor = ctx.actor.name.as_str();
+        let mut tx = self.pool.begin().await?;
+
+        if let Some(key) = &ctx.idempotency_key {
+            match idempotency::claim(&mut tx, actor, key, &idempotency::command_hash(kind, &body))
+                .await?
+            {
+                Claim::Fresh => {}
+                Claim::Replay(outcome) => {
+                    let id = outcome
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .and_then(|s| s.parse().ok())
+                        .ok_or_else(|| StoreError::Corrupt {
+                            position: 0,
+                            reason: format!("idempotency outcome {outcome}"),
+                        })?;
+                    return Ok(Outcome { id, replayed: true });
+                }
+                Claim::Mismatch => return Err(CommandError::KeyReused),
+            }
+        }
+
+        let head = if target.creates {
+            event_store::new_stream(&mut tx, target.stream_id, target.stream_type).await?
+        } else {
+            event_store::lock_stream(&mut tx, target.stream_id, target.stream_type)
+                .await?
+                .ok_or(DomainError::NotFound {
+                    what: target.stream_type.as_str(),
+                    id: target.stream_id,
+                })?
+        };
+        check_expected_version(target.expected_version, head.version)?;
+
+        let history = if target.creates {
+            Vec::new()
+        } else {
+            event_store::load_stream(&mut tx, target.stream_id)
+                .await?
+                .iter()
+                .map(|e| e.decode())
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let references = read::existing_streams(&mut tx, &refs.commitments, &refs.evidence).await?;
+        let (events, id) = decide(&history, &references)?;
+
+        let metadata = Metadata {
+            actor: actor.to_owned(),
+            role: ctx.actor.role.as_str().to_owned(),
+            request_id: ctx.request_id.clone(),
+            idempotency_key: ctx.idempotency_key.clone(),
+        };
+        let stored = event_store::append(&mut tx, &head, &events, &metadata).await?;
+        for (stored, (event, _)) in stored.iter().zip(&events) {
+            projections::apply(&mut tx, stored, event).await?;
+        }
+        if let Some(key) = &ctx.idempotency_key {
+            idempotency::complete(&mut tx, actor, key, &json!({ "id": id })).await?;
+        }
+        tx.commit().await?;
+        self.feed.announce();
+        Ok(Outcome {
+            id,
+            replayed: false,
+        })
+    }
+}
+
+fn require(ctx: &CommandContext, needed: Role) -> Result<(), CommandError> {
+    if ctx.actor.can(needed) {
+        Ok(())
+    } else {
+        Err(CommandError::Forbidden { needed })
+    }
+}

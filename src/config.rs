@@ -1,0 +1,144 @@
+//! Configuration: one typed struct per command, read from flags and the environment.
+
+use crate::domain::scorecard::ScorecardRule;
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The database used when `DATABASE_URL` is not set (created if missing).
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/commitment_tracker";
+
+/// `commitment-tracker`: a tamper-evident record of how government commitments are delivered.
+#[derive(Debug, Parser)]
+#[command(name = "commitment-tracker", version, about)]
+pub struct Cli {
+    /// The PostgreSQL database (created if missing).
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true, hide_env_values = true)]
+    pub database_url: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run pending migrations, then serve the GraphQL API.
+    Serve(ServeArgs),
+    /// Run pending migrations and exit.
+    Migrate,
+    /// Import a seed file (idempotent: importing twice adds nothing).
+    Import {
+        /// The seed file, e.g. data/nhs-digitisation.json.
+        file: PathBuf,
+    },
+    /// Print the GraphQL schema (SDL) to standard output.
+    ExportSchema,
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// Token subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it (alone) on standard output. It is shown only this once.
+    Create {
+        /// contributor, assessor or admin.
+        #[arg(long, value_parser = ["contributor", "assessor", "admin"])]
+        role: String,
+        /// Who holds it: recorded as the actor of every event written with it.
+        #[arg(long)]
+        name: String,
+        /// Make the token expire after this many days.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+}
+
+/// Settings of `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Import this seed file after migrating (idempotent), e.g. data/nhs-digitisation.json.
+    #[arg(long, env = "IMPORT_FILE")]
+    pub import: Option<PathBuf>,
+    /// Most database connections this process opens.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 20)]
+    pub db_max_connections: u32,
+    /// How often (ms) the live feed looks for new events when no notification woke it.
+    #[arg(long, env = "FEED_POLL_INTERVAL_MS", default_value_t = 500)]
+    pub feed_poll_interval_ms: u64,
+    /// Events the live feed buffers for slow subscribers before they catch up from the database.
+    #[arg(long, env = "FEED_BUFFER", default_value_t = 4096)]
+    pub feed_buffer: usize,
+    /// The scorecard's overall rating: none, worst or median.
+    #[arg(long, env = "SCORECARD_RULE", default_value = "none", value_parser = ["none", "worst", "median"])]
+    pub scorecard_rule: String,
+    /// Seconds before an HTTP request is cut off.
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+}
+
+/// Everything the server needs, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The database.
+    pub database_url: String,
+    /// Where to listen (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Pool size.
+    pub db_max_connections: u32,
+    /// Feed poll interval.
+    pub feed_poll_interval: Duration,
+    /// Feed buffer.
+    pub feed_buffer: usize,
+    /// Scorecard rule.
+    pub scorecard_rule: ScorecardRule,
+    /// Request timeout.
+    pub request_timeout: Duration,
+    /// Body limit.
+    pub max_body_bytes: usize,
+}
+
+impl Settings {
+    /// Settings from `serve`'s arguments.
+    pub fn from_args(database_url: String, args: &ServeArgs) -> Self {
+        Self {
+            database_url,
+            listen: args.listen,
+            db_max_connections: args.db_max_connections.max(2),
+            feed_poll_interval: Duration::from_millis(args.feed_poll_interval_ms.max(10)),
+            feed_buffer: args.feed_buffer,
+            scorecard_rule: ScorecardRule::parse(&args.scorecard_rule).unwrap_or_default(),
+            request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+            max_body_bytes: args.max_body_bytes,
+        }
+    }
+
+    /// Defaults for `database_url`, listening on `listen`.
+    pub fn new(database_url: impl Into<String>, listen: SocketAddr) -> Self {
+        let args = ServeArgs::parse_from_defaults();
+        Self {
+            listen,
+            ..Self::from_args(database_url.into(), &args)
+        }
+    }
+}
+
+impl ServeArgs {
+    fn parse_from_defaults() -> Self {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        Only::parse_from(["serve"]).args
+    }
+}

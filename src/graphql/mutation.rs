@@ -1,0 +1,168 @@
+//! Mutations: each records one immutable event with the actor who made it, and answers with
+//! the state it produced (read back from the projections it updated).
+
+use super::RequestInfo;
+use super::error::{ApiError, ApiResult, OrApi};
+use super::inputs::{
+    AssessCommitmentInput, DisputeAssessmentInput, RegisterCommitmentInput, RetractEvidenceInput,
+    ReviseCommitmentInput, SubmitEvidenceInput, idempotency_key,
+};
+use super::types::{Assessment, Commitment, Dispute, Evidence};
+use crate::commands::{CommandContext, Commands};
+use crate::store::read;
+use async_graphql::{Context, Object};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// The root of writes. Every mutation needs a bearer token.
+pub struct Mutation;
+
+fn command_context(ctx: &Context<'_>, key: &Option<String>) -> ApiResult<CommandContext> {
+    let info = ctx.data::<RequestInfo>()?;
+    let actor = info
+        .actor
+        .clone()
+        .ok_or_else(|| {
+            ApiError::Unauthenticated("this mutation needs Authorization: Bearer <token>".into())
+        })
+        .api()?;
+    Ok(CommandContext {
+        actor,
+        request_id: info.request_id.clone(),
+        idempotency_key: idempotency_key(key).api()?,
+    })
+}
+
+async fn commitment(ctx: &Context<'_>, id: Uuid) -> ApiResult<Commitment> {
+    let rows = read::commitments_by_ids(ctx.data::<PgPool>()?, &[id])
+        .await
+        .api()?;
+    rows.into_iter()
+        .next()
+        .map(Commitment)
+        .ok_or(ApiError::Internal)
+        .api()
+}
+
+async fn evidence(ctx: &Context<'_>, id: Uuid) -> ApiResult<Evidence> {
+    let rows = read::evidence_by_ids(ctx.data::<PgPool>()?, &[id])
+        .await
+        .api()?;
+    rows.into_iter()
+        .next()
+        .map(Evidence)
+        .ok_or(ApiError::Internal)
+        .api()
+}
+
+#[Object]
+impl Mutation {
+    /// Registers a commitment (admin). Records `CommitmentRegistered`.
+    async fn register_commitment(
+        &self,
+        ctx: &Context<'_>,
+        input: RegisterCommitmentInput,
+    ) -> ApiResult<Commitment> {
+        let cctx = command_context(ctx, &input.idempotency_key)?;
+        let cmd = input.parse().api()?;
+        let outcome = ctx
+            .data::<Commands>()?
+            .register_commitment(&cctx, cmd)
+            .await
+            .api()?;
+        commitment(ctx, outcome.id).await
+    }
+
+    /// Revises a commitment's terms (admin). Records `CommitmentRevised`.
+    async fn revise_commitment(
+        &self,
+        ctx: &Context<'_>,
+        input: ReviseCommitmentInput,
+    ) -> ApiResult<Commitment> {
+        let cctx = command_context(ctx, &input.idempotency_key)?;
+        let cmd = input.parse().api()?;
+        let outcome = ctx
+            .data::<Commands>()?
+            .revise_commitment(&cctx, cmd, input.expected_version)
+            .await
+            .api()?;
+        commitment(ctx, outcome.id).await
+    }
+
+    /// Submits evidence (contributor). Records `EvidenceSubmitted`.
+    async fn submit_evidence(
+        &self,
+        ctx: &Context<'_>,
+        input: SubmitEvidenceInput,
+    ) -> ApiResult<Evidence> {
+        let cctx = command_context(ctx, &input.idempotency_key)?;
+        let cmd = input.parse().api()?;
+        let outcome = ctx
+            .data::<Commands>()?
+            .submit_evidence(&cctx, cmd)
+            .await
+            .api()?;
+        evidence(ctx, outcome.id).await
+    }
+
+    /// Retracts evidence (admin). Records `EvidenceRetracted`.
+    async fn retract_evidence(
+        &self,
+        ctx: &Context<'_>,
+        input: RetractEvidenceInput,
+    ) -> ApiResult<Evidence> {
+        let cctx = command_context(ctx, &input.idempotency_key)?;
+        let cmd = input.parse().api()?;
+        let outcome = ctx
+            .data::<Commands>()?
+            .retract_evidence(&cctx, cmd, input.expected_version)
+            .await
+            .api()?;
+        evidence(ctx, outcome.id).await
+    }
+
+    /// Records a verdict (assessor). Records `CommitmentAssessed`.
+    async fn assess_commitment(
+        &self,
+        ctx: &Context<'_>,
+        input: AssessCommitmentInput,
+    ) -> ApiResult<Assessment> {
+        let cctx = command_context(ctx, &input.idempotency_key)?;
+        let cmd = input.parse().api()?;
+        let commitment_id = cmd.commitment_id;
+        let outcome = ctx
+            .data::<Commands>()?
+            .assess_commitment(&cctx, cmd, input.expected_version)
+            .await
+            .api()?;
+        let rows = read::assessments_for(ctx.data::<PgPool>()?, &[commitment_id])
+            .await
+            .api()?;
+        Assessment::timeline(rows)
+            .into_iter()
+            .find(|a| a.row.id == outcome.id)
+            .ok_or(ApiError::Internal)
+            .api()
+    }
+
+    /// Formally contests a verdict (assessor). Records `AssessmentDisputed`.
+    async fn dispute_assessment(
+        &self,
+        ctx: &Context<'_>,
+        input: DisputeAssessmentInput,
+    ) -> ApiResult<Dispute> {
+        let cctx = command_context(ctx, &input.idempotency_key)?;
+        let cmd = input.parse().api()?;
+        let outcome = ctx
+            .data::<Commands>()?
+            .dispute_assessment(&cctx, cmd, input.expected_version)
+            .await
+            .api()?;
+        read::dispute_by_id(ctx.data::<PgPool>()?, outcome.id)
+            .await
+            .api()?
+            .map(Dispute)
+            .ok_or(ApiError::Internal)
+            .api()
+    }
+}

@@ -1,0 +1,797 @@
+//! The object types of the schema and the enums mirrored from the domain.
+
+use super::error::{ApiResult, OrApi};
+use super::loaders::{
+    AssessmentsOf, CommitmentById, DisputesOf, EvidenceById, EvidenceOf, Loaders, RevisionsOf,
+};
+use super::scalars::Date;
+use crate::domain::rating as domain;
+use crate::store::cursor::{EventCursor, ListCursor};
+use crate::store::event_store::StoredEvent;
+use crate::store::read::{
+    self, AssessmentRow, CommitmentRow, DisputeRow, EvidenceRow, RevisionRow,
+};
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, Enum, ID, Json, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// The Expert Panel's four-point scale, best first.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "crate::domain::rating::Rating")]
+pub enum Rating {
+    /// Fully met, fully funded, positive impact, appropriate.
+    Outstanding,
+    /// Met with minor gaps.
+    Good,
+    /// Not met; substantive extra steps needed.
+    RequiresImprovement,
+    /// Not met; very significant extra steps needed.
+    Inadequate,
+}
+
+/// How far a commitment has been delivered.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "crate::domain::rating::DeliveryStatus")]
+pub enum DeliveryStatus {
+    /// Delivered.
+    Met,
+    /// Part delivered.
+    PartiallyMet,
+    /// Expected to be met.
+    OnTrack,
+    /// Not expected to be met as things stand.
+    NotOnTrack,
+    /// Due and not delivered.
+    NotMet,
+    /// No view given on delivery.
+    NotAssessed,
+}
+
+/// What kind of body gave a verdict.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "crate::domain::rating::AssessorKind")]
+pub enum AssessorKind {
+    /// An expert panel, an evaluator, an auditor.
+    Independent,
+    /// The government assessing itself.
+    Government,
+    /// Anyone else.
+    Other,
+}
+
+/// What kind of submission a piece of evidence is.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "crate::domain::rating::EvidenceKind")]
+pub enum EvidenceKind {
+    /// Written evidence to a committee or panel.
+    WrittenEvidence,
+    /// Figures or a data release.
+    Data,
+    /// An evaluation report.
+    Evaluation,
+    /// A formal government response or statement.
+    GovernmentResponse,
+    /// An answer to a parliamentary question.
+    ParliamentaryAnswer,
+    /// A public announcement.
+    Announcement,
+    /// A report in the press.
+    PressReport,
+    /// Anything else.
+    Other,
+}
+
+/// How a verdict moved against the one it replaced.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "crate::domain::rating::Direction")]
+pub enum Direction {
+    /// The first verdict on the commitment.
+    First,
+    /// A better overall rating.
+    Improved,
+    /// A worse overall rating.
+    Declined,
+    /// The same overall rating.
+    Unchanged,
+}
+
+fn loader<'a>(ctx: &'a Context<'_>) -> ApiResult<&'a DataLoader<Loaders>> {
+    ctx.data::<DataLoader<Loaders>>()
+}
+
+fn pool<'a>(ctx: &'a Context<'_>) -> ApiResult<&'a PgPool> {
+    ctx.data::<PgPool>()
+}
+
+/// A promise with a target and usually a deadline.
+#[derive(Clone)]
+pub struct Commitment(pub CommitmentRow);
+
+#[Object]
+impl Commitment {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// Unique human-readable key, e.g. `epr-all-trusts`.
+    async fn slug(&self) -> &str {
+        &self.0.slug
+    }
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn description(&self) -> &str {
+        &self.0.description
+    }
+    /// The policy area it belongs to.
+    async fn area(&self) -> &str {
+        &self.0.area
+    }
+    /// The document or speech that made the promise.
+    async fn policy_source(&self) -> &str {
+        &self.0.policy_source
+    }
+    /// The measurable target, as currently worded.
+    async fn target(&self) -> &str {
+        &self.0.target
+    }
+    /// The current deadline.
+    async fn due_date(&self) -> Option<Date> {
+        self.0.due_date.map(Date)
+    }
+    /// Who is responsible for delivery.
+    async fn owner(&self) -> Option<&str> {
+        self.0.owner.as_deref()
+    }
+    /// When the promise was made.
+    async fn announced_on(&self) -> Date {
+        Date(self.0.announced_on)
+    }
+    /// The stream version: pass it as `expectedVersion` to guard a change.
+    async fn version(&self) -> i32 {
+        self.0.version
+    }
+    /// When this system registered it.
+    async fn registered_at(&self) -> DateTime<Utc> {
+        self.0.registered_at
+    }
+    /// When this system last recorded a change to it.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// The verdict in force: the latest by `assessedOn` (ties: the later recorded), optionally
+    /// only among assessors of one kind.
+    async fn current_assessment(
+        &self,
+        ctx: &Context<'_>,
+        kind: Option<AssessorKind>,
+    ) -> ApiResult<Option<Assessment>> {
+        let all = self.timeline(ctx).await?;
+        let kind = kind.map(domain::AssessorKind::from);
+        Ok(all
+            .iter()
+            .rev()
+            .find(|a| kind.is_none_or(|k| a.row.assessor_kind == k))
+            .cloned())
+    }
+    /// Every assessment, oldest first: how the verdict evolved.
+    async fn assessments(&self, ctx: &Context<'_>) -> ApiResult<Vec<Assessment>> {
+        Ok(self.timeline(ctx).await?.as_ref().clone())
+    }
+    /// The evidence that concerns it, oldest first.
+    async fn evidence(&self, ctx: &Context<'_>) -> ApiResult<Vec<Evidence>> {
+        let rows = loader(ctx)?.load_one(EvidenceOf(self.0.id)).await.api()?;
+        Ok(rows
+            .map(|r| r.iter().cloned().map(Evidence).collect())
+            .unwrap_or_default())
+    }
+    /// Changes to its terms (deadline extensions, restated targets), oldest first.
+    async fn revisions(&self, ctx: &Context<'_>) -> ApiResult<Vec<Revision>> {
+        let rows = loader(ctx)?.load_one(RevisionsOf(self.0.id)).await.api()?;
+        Ok(rows
+            .map(|r| r.iter().cloned().map(Revision).collect())
+            .unwrap_or_default())
+    }
+    /// Every event of the commitment and of the evidence that concerns it, oldest first.
+    async fn history(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 100)] first: i32,
+        after: Option<String>,
+    ) -> ApiResult<EventConnection> {
+        let after = after
+            .as_deref()
+            .map(EventCursor::decode)
+            .transpose()
+            .api()?;
+        let limit = page_size(first)?;
+        let id = self.0.id;
+        let rows = read::history_after(
+            pool(ctx)?,
+            id,
+            after.unwrap_or(EventCursor::START),
+            limit + 1,
+        )
+        .await
+        .api()?;
+        Ok(event_connection(
+            rows,
+            limit,
+            after.is_some(),
+            TotalCount::History(id),
+        ))
+    }
+}
+
+impl Commitment {
+    async fn timeline(&self, ctx: &Context<'_>) -> ApiResult<Arc<Vec<Assessment>>> {
+        Ok(loader(ctx)?
+            .load_one(AssessmentsOf(self.0.id))
+            .await
+            .api()?
+            .unwrap_or_default())
+    }
+}
+
+/// The largest page any list returns.
+pub const MAX_PAGE: i32 = 500;
+
+/// Checks a `first` argument.
+pub fn page_size(first: i32) -> ApiResult<i64> {
+    if !(0..=MAX_PAGE).contains(&first) {
+        return Err(super::error::ApiError::bad_input(
+            "first",
+            format!("must be between 0 and {MAX_PAGE}"),
+        ))
+        .api();
+    }
+    Ok(i64::from(first))
+}
+
+/// The four aspect ratings.
+#[derive(SimpleObject, Clone, Copy)]
+pub struct Aspects {
+    /// Met or on track.
+    pub met: Option<Rating>,
+    /// Funding.
+    pub funding: Option<Rating>,
+    /// Impact.
+    pub impact: Option<Rating>,
+    /// Appropriateness.
+    pub appropriateness: Option<Rating>,
+}
+
+impl From<domain::Aspects> for Aspects {
+    fn from(a: domain::Aspects) -> Self {
+        Self {
+            met: a.met.map(Into::into),
+            funding: a.funding.map(Into::into),
+            impact: a.impact.map(Into::into),
+            appropriateness: a.appropriateness.map(Into::into),
+        }
+    }
+}
+
+/// A verdict on one commitment by an assessor at a date.
+#[derive(Clone)]
+pub struct Assessment {
+    /// The stored assessment.
+    pub row: Arc<AssessmentRow>,
+    /// The assessment it replaced in the commitment's timeline.
+    pub previous: Option<Arc<Assessment>>,
+}
+
+impl Assessment {
+    /// Links one commitment's assessments, already in timeline order, each to the one before.
+    pub fn timeline(rows: Vec<AssessmentRow>) -> Vec<Assessment> {
+        let mut out: Vec<Assessment> = Vec::with_capacity(rows.len());
+        for row in rows {
+            let previous = out.last().cloned().map(Arc::new);
+            out.push(Assessment {
+                row: Arc::new(row),
+                previous,
+            });
+        }
+        out
+    }
+}
+
+#[Object]
+impl Assessment {
+    async fn id(&self) -> ID {
+        ID(self.row.id.to_string())
+    }
+    /// The commitment assessed.
+    async fn commitment(&self, ctx: &Context<'_>) -> ApiResult<Option<Commitment>> {
+        Ok(loader(ctx)?
+            .load_one(CommitmentById(self.row.commitment_id))
+            .await
+            .api()?
+            .map(Commitment))
+    }
+    /// The id of the commitment assessed.
+    async fn commitment_id(&self) -> ID {
+        ID(self.row.commitment_id.to_string())
+    }
+    /// Who gave the verdict.
+    async fn assessor(&self) -> &str {
+        &self.row.assessor
+    }
+    /// What kind of body the assessor is.
+    async fn assessor_kind(&self) -> AssessorKind {
+        self.row.assessor_kind.into()
+    }
+    /// The date of the verdict.
+    async fn assessed_on(&self) -> Date {
+        Date(self.row.assessed_on)
+    }
+    /// The overall rating, if one was given.
+    async fn overall(&self) -> Option<Rating> {
+        self.row.overall.map(Into::into)
+    }
+    /// The aspect ratings.
+    async fn aspects(&self) -> Aspects {
+        self.row.aspects.into()
+    }
+    async fn delivery_status(&self) -> DeliveryStatus {
+        self.row.delivery_status.into()
+    }
+    async fn rationale(&self) -> &str {
+        &self.row.rationale
+    }
+    /// The evaluation it belongs to (e.g. "HC 780").
+    async fn evaluation(&self) -> Option<&str> {
+        self.row.evaluation.as_deref()
+    }
+    /// The evidence the verdict relies on.
+    async fn evidence(&self, ctx: &Context<'_>) -> ApiResult<Vec<Evidence>> {
+        let keys = self.row.evidence_ids.iter().map(|id| EvidenceById(*id));
+        let found = loader(ctx)?.load_many(keys).await.api()?;
+        Ok(self
+            .row
+            .evidence_ids
+            .iter()
+            .filter_map(|id| found.get(&EvidenceById(*id)).cloned().map(Evidence))
+            .collect())
+    }
+    /// The assessment this one replaced (null for the first).
+    async fn previous(&self) -> Option<Assessment> {
+        self.previous.as_deref().cloned()
+    }
+    /// The overall rating this one replaced.
+    async fn previous_overall(&self) -> Option<Rating> {
+        self.previous
+            .as_ref()
+            .and_then(|p| p.row.overall)
+            .map(Into::into)
+    }
+    /// How the overall rating moved against the previous verdict.
+    async fn direction(&self) -> Direction {
+        let previous = self.previous.as_ref().map(|p| p.row.overall);
+        domain::Direction::between(previous, self.row.overall).into()
+    }
+    /// Formal disputes of this verdict, oldest first.
+    async fn disputes(&self, ctx: &Context<'_>) -> ApiResult<Vec<Dispute>> {
+        let rows = loader(ctx)?.load_one(DisputesOf(self.row.id)).await.api()?;
+        Ok(rows
+            .map(|r| r.iter().cloned().map(Dispute).collect())
+            .unwrap_or_default())
+    }
+    /// When this system recorded it.
+    async fn recorded_at(&self) -> DateTime<Utc> {
+        self.row.recorded_at
+    }
+    /// Who recorded it (the token's name).
+    async fn actor(&self) -> &str {
+        &self.row.actor
+    }
+    /// Its place in the event log: pass as `after` to resume a subscription.
+    async fn cursor(&self) -> String {
+        self.row.cursor.encode()
+    }
+}
+
+/// A submission about one or more commitments.
+#[derive(Clone)]
+pub struct Evidence(pub EvidenceRow);
+
+#[Object]
+impl Evidence {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// The commitments it concerns.
+    async fn commitments(&self, ctx: &Context<'_>) -> ApiResult<Vec<Commitment>> {
+        let keys = self.0.commitment_ids.iter().map(|id| CommitmentById(*id));
+        let found = loader(ctx)?.load_many(keys).await.api()?;
+        Ok(self
+            .0
+            .commitment_ids
+            .iter()
+            .filter_map(|id| found.get(&CommitmentById(*id)).cloned().map(Commitment))
+            .collect())
+    }
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn summary(&self) -> &str {
+        &self.0.summary
+    }
+    /// Where it can be read.
+    async fn source_url(&self) -> Option<&str> {
+        self.0.source_url.as_deref()
+    }
+    async fn submitted_by(&self) -> &str {
+        &self.0.submitted_by
+    }
+    async fn organisation(&self) -> Option<&str> {
+        self.0.organisation.as_deref()
+    }
+    /// When it was submitted or published.
+    async fn submitted_on(&self) -> Date {
+        Date(self.0.submitted_on)
+    }
+    async fn kind(&self) -> EvidenceKind {
+        self.0.kind.into()
+    }
+    /// Whether it was retracted.
+    async fn retracted(&self) -> bool {
+        self.0.retracted
+    }
+    async fn retraction_reason(&self) -> Option<&str> {
+        self.0.retraction_reason.as_deref()
+    }
+    async fn retracted_on(&self) -> Option<Date> {
+        self.0.retracted_on.map(Date)
+    }
+    /// The stream version: pass it as `expectedVersion` to guard a retraction.
+    async fn version(&self) -> i32 {
+        self.0.version
+    }
+    /// When this system recorded the submission.
+    async fn recorded_at(&self) -> DateTime<Utc> {
+        self.0.recorded_at
+    }
+    /// Who recorded it.
+    async fn actor(&self) -> &str {
+        &self.0.actor
+    }
+    /// The submission's place in the event log.
+    async fn cursor(&self) -> String {
+        self.0.cursor.encode()
+    }
+}
+
+/// A formal response contesting an assessment.
+#[derive(Clone)]
+pub struct Dispute(pub DisputeRow);
+
+#[Object]
+impl Dispute {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// The assessment contested.
+    async fn assessment(&self, ctx: &Context<'_>) -> ApiResult<Option<Assessment>> {
+        let timeline = loader(ctx)?
+            .load_one(AssessmentsOf(self.0.commitment_id))
+            .await
+            .api()?
+            .unwrap_or_default();
+        Ok(timeline
+            .iter()
+            .find(|a| a.row.id == self.0.assessment_id)
+            .cloned())
+    }
+    async fn disputed_by(&self) -> &str {
+        &self.0.disputed_by
+    }
+    async fn statement(&self) -> &str {
+        &self.0.statement
+    }
+    async fn disputed_on(&self) -> Date {
+        Date(self.0.disputed_on)
+    }
+    /// Evidence the dispute relies on.
+    async fn evidence(&self, ctx: &Context<'_>) -> ApiResult<Vec<Evidence>> {
+        let keys = self.0.evidence_ids.iter().map(|id| EvidenceById(*id));
+        let found = loader(ctx)?.load_many(keys).await.api()?;
+        Ok(self
+            .0
+            .evidence_ids
+            .iter()
+            .filter_map(|id| found.get(&EvidenceById(*id)).cloned().map(Evidence))
+            .collect())
+    }
+    async fn recorded_at(&self) -> DateTime<Utc> {
+        self.0.recorded_at
+    }
+    async fn actor(&self) -> &str {
+        &self.0.actor
+    }
+    async fn cursor(&self) -> String {
+        self.0.cursor.encode()
+    }
+}
+
+/// One field a revision changed.
+#[derive(SimpleObject, Clone)]
+pub struct FieldChange {
+    /// `title`, `description`, `target` or `dueDate`.
+    pub field: String,
+    /// The value before.
+    pub from: Option<String>,
+    /// The value after.
+    pub to: Option<String>,
+}
+
+/// A change to a commitment's terms.
+#[derive(Clone)]
+pub struct Revision(pub RevisionRow);
+
+#[Object]
+impl Revision {
+    /// The commitment version this revision created.
+    async fn version(&self) -> i32 {
+        self.0.version
+    }
+    /// What changed, field by field.
+    async fn changes(&self) -> Vec<FieldChange> {
+        let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_owned);
+        self.0
+            .changes
+            .as_array()
+            .map(|changes| {
+                changes
+                    .iter()
+                    .map(|c| FieldChange {
+                        field: text(c.get("field")).unwrap_or_default(),
+                        from: text(c.get("from")),
+                        to: text(c.get("to")),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    async fn reason(&self) -> &str {
+        &self.0.reason
+    }
+    /// When the change took effect.
+    async fn effective_on(&self) -> Date {
+        Date(self.0.effective_on)
+    }
+    async fn recorded_at(&self) -> DateTime<Utc> {
+        self.0.recorded_at
+    }
+    async fn actor(&self) -> &str {
+        &self.0.actor
+    }
+    async fn cursor(&self) -> String {
+        self.0.cursor.encode()
+    }
+}
+
+/// An immutable event with its envelope.
+#[derive(Clone)]
+pub struct Event(pub Arc<StoredEvent>);
+
+#[Object]
+impl Event {
+    async fn id(&self) -> ID {
+        ID(self.0.event_id.to_string())
+    }
+    /// Its place in committed order: pass as `after` to read or subscribe from here.
+    async fn cursor(&self) -> String {
+        self.0.cursor().encode()
+    }
+    async fn stream_id(&self) -> ID {
+        ID(self.0.stream_id.to_string())
+    }
+    /// `commitment` or `evidence`.
+    async fn stream_type(&self) -> &str {
+        &self.0.stream_type
+    }
+    /// 1, 2, 3… within the stream.
+    async fn version(&self) -> i32 {
+        self.0.version
+    }
+    /// The global position (a tie-breaker; committed order is given by `cursor`).
+    async fn position(&self) -> String {
+        self.0.position.to_string()
+    }
+    /// The event type, e.g. `CommitmentAssessed`.
+    #[graphql(name = "type")]
+    async fn event_type(&self) -> &str {
+        &self.0.event_type
+    }
+    async fn schema_version(&self) -> i32 {
+        self.0.schema_version
+    }
+    /// The payload as stored.
+    async fn payload(&self) -> Json<serde_json::Value> {
+        Json(self.0.payload.clone())
+    }
+    /// Who wrote it.
+    async fn actor(&self) -> &str {
+        self.0.actor()
+    }
+    /// The role they held.
+    async fn role(&self) -> Option<&str> {
+        self.0.metadata.get("role").and_then(|v| v.as_str())
+    }
+    /// The request that carried it.
+    async fn request_id(&self) -> Option<&str> {
+        self.0.metadata.get("requestId").and_then(|v| v.as_str())
+    }
+    /// Business time: when it happened in the world.
+    async fn occurred_at(&self) -> DateTime<Utc> {
+        self.0.occurred_at
+    }
+    /// Transaction time: when this system stored it.
+    async fn recorded_at(&self) -> DateTime<Utc> {
+        self.0.recorded_at
+    }
+    /// SHA-256 chain hash, hex.
+    async fn hash(&self) -> String {
+        hex::encode(&self.0.hash)
+    }
+    /// The previous event's hash in the stream, hex (null for version 1).
+    async fn previous_hash(&self) -> Option<String> {
+        self.0.previous_hash.as_ref().map(hex::encode)
+    }
+}
+
+/// What `totalCount` counts, evaluated only when asked for.
+#[derive(Clone)]
+pub enum TotalCount {
+    /// Commitments matching a filter.
+    Commitments(read::CommitmentFilter),
+    /// A commitment's history.
+    History(Uuid),
+    /// Events matching filters.
+    Events(Option<Uuid>, Option<Vec<String>>),
+}
+
+/// Extra fields of every connection.
+pub struct ConnectionFields(pub TotalCount);
+
+#[Object]
+impl ConnectionFields {
+    /// How many items the whole list holds.
+    async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
+        let pool = pool(ctx)?;
+        match &self.0 {
+            TotalCount::Commitments(f) => read::count_commitments(pool, f).await.api(),
+            TotalCount::History(id) => read::history_count(pool, *id).await.api(),
+            TotalCount::Events(stream, types) => {
+                read::events_count(pool, *stream, types.as_deref())
+                    .await
+                    .api()
+            }
+        }
+    }
+}
+
+/// A page of events.
+pub type EventConnection = Connection<String, Event, ConnectionFields>;
+/// A page of commitments.
+pub type CommitmentConnection = Connection<String, Commitment, ConnectionFields>;
+
+/// Builds an event page from `limit + 1` rows.
+pub fn event_connection(
+    mut rows: Vec<StoredEvent>,
+    limit: i64,
+    has_previous: bool,
+    total: TotalCount,
+) -> EventConnection {
+    let has_next = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let mut conn =
+        Connection::with_additional_fields(has_previous, has_next, ConnectionFields(total));
+    conn.edges.extend(rows.into_iter().map(|e| {
+        let e = Arc::new(e);
+        Edge::new(e.cursor().encode(), Event(e))
+    }));
+    conn
+}
+
+/// Builds a commitment page from `limit + 1` rows.
+pub fn commitment_connection(
+    mut rows: Vec<CommitmentRow>,
+    limit: i64,
+    has_previous: bool,
+    total: TotalCount,
+) -> CommitmentConnection {
+    let has_next = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let mut conn =
+        Connection::with_additional_fields(has_previous, has_next, ConnectionFields(total));
+    conn.edges.extend(
+        rows.into_iter()
+            .map(|c| Edge::new(ListCursor(c.registered_position).encode(), Commitment(c))),
+    );
+    conn
+}
+
+/// How many commitments have one rating.
+#[derive(SimpleObject, Clone)]
+pub struct RatingCount {
+    /// The rating.
+    pub rating: Rating,
+    /// How many commitments currently hold it.
+    pub count: i32,
+}
+
+/// How many commitments have one delivery status.
+#[derive(SimpleObject, Clone)]
+pub struct StatusCount {
+    /// The status.
+    pub status: DeliveryStatus,
+    /// How many commitments currently hold it.
+    pub count: i32,
+}
+
+/// Counts over the current verdicts of a set of commitments.
+pub struct Scorecard {
+    /// The area, if restricted to one.
+    pub area: Option<String>,
+    /// Commitment ids in registration order.
+    pub ids: Vec<Uuid>,
+    /// Count per rating, best first.
+    pub by_rating: Vec<RatingCount>,
+    /// Count per delivery status.
+    pub by_delivery_status: Vec<StatusCount>,
+    /// Commitments with no current overall rating.
+    pub unrated: i32,
+    /// The overall rating by the configured rule.
+    pub overall: Option<Rating>,
+    /// The configured rule's name.
+    pub rule: &'static str,
+}
+
+#[Object]
+impl Scorecard {
+    /// The area counted, or null for all.
+    async fn area(&self) -> Option<&str> {
+        self.area.as_deref()
+    }
+    /// How many commitments are counted.
+    async fn total(&self) -> i32 {
+        self.ids.len() as i32
+    }
+    /// Commitments per current overall rating, best first.
+    async fn by_rating(&self) -> &[RatingCount] {
+        &self.by_rating
+    }
+    /// Commitments per current delivery status.
+    async fn by_delivery_status(&self) -> &[StatusCount] {
+        &self.by_delivery_status
+    }
+    /// Commitments without a current overall rating.
+    async fn unrated(&self) -> i32 {
+        self.unrated
+    }
+    /// An overall rating by the rule the operator configured (null when none is).
+    async fn overall(&self) -> Option<Rating> {
+        self.overall
+    }
+    /// The rule behind `overall`: `none`, `worst` or `median`.
+    async fn rule(&self) -> &str {
+        self.rule
+    }
+    /// The commitments counted.
+    async fn commitments(&self, ctx: &Context<'_>) -> ApiResult<Vec<Commitment>> {
+        let found = loader(ctx)?
+            .load_many(self.ids.iter().map(|id| CommitmentById(*id)))
+            .await
+            .api()?;
+        Ok(self
+            .ids
+            .iter()
+            .filter_map(|id| found.get(&CommitmentById(*id)).cloned().map(Commitment))
+            .collect())
+    }
+}

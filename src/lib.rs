@@ -1,0 +1,39 @@
+//! commitment-tracker: an event-sourced GraphQL API that keeps a complete, tamper-evident
+//! record of how government commitments are delivered.
+//!
+//! # Layout
+//!
+//! ```text
+//!  GraphQL (graphql/)  ──commands──▶  commands.rs ──decide──▶ domain/ (pure rules)
+//!        │                                 │
+//!        │ reads                           │ append + inline projections, one transaction
+//!        ▼                                 ▼
+//!  store/read.rs ◀──── projection tables ◀── store/event_store.rs ──▶ events table
+//!                                                                       │
+//!  subscriptions ◀── broadcast ◀── store/feed.rs (tails events in committed order)
+//! ```
+//!
+//! Dependencies point inward: `domain` knows nothing of SQL or GraphQL, `store` owns every SQL
+//! statement, `graphql` owns the resolvers.
+#![forbid(unsafe_code)]
+
+/// Authentication: tokens, roles and the actor of a request.
+pub mod auth;
+/// Command line: the subcommands of the `commitment-tracker` binary.
+pub mod cli;
+/// Command handlers: load a stream, decide with the domain, append, in one transaction.
+pub mod commands;
+/// Typed configuration read from flags and the environment.
+pub mod config;
+/// The domain: events, commands and rules, without I/O.
+pub mod domain;
+/// The GraphQL schema: queries, mutations, subscriptions, errors, loaders.
+pub mod graphql;
+/// The seed data set and its import.
+pub mod seed;
+/// Building and running the HTTP server.
+pub mod startup;
+/// The only place with SQL: event store, projections, the live feed, tokens.
+pub mod store;
+/// Logging.
+pub mod telemetry;

@@ -1,0 +1,17 @@
+//! The `commitment-tracker` binary: parses the command line and hands over to the library.
+#![forbid(unsafe_code)]
+
+use clap::Parser;
+use commitment_tracker::{cli, config::Cli, telemetry};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    telemetry::init();
+    match cli::run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! Building and running the server: `Application::build(settings)` migrates, starts the live
+//! feed and binds the listener (port 0 picks a free one, for tests); `run_until_stopped`
+//! serves until the shutdown future resolves.
+
+use crate::auth::{Actor, bearer};
+use crate::commands::Commands;
+use crate::config::Settings;
+use crate::graphql::error::{ApiError, normalise};
+use crate::graphql::{AppSchema, RequestInfo, SchemaDeps, build_schema};
+use crate::store::{self, feed::Feed, feed::FeedSettings, tokens};
+use async_graphql::ErrorExtensions;
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderName, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use sqlx::PgPool;
+use std::future::Future;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Shared by every handler.
+#[derive(Clone)]
+struct AppState {
+    schema: AppSchema,
+    pool: PgPool,
+    settings: Settings,
+}
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    feed: Feed,
+    pool: PgPool,
+}
+
+impl Application {
+    /// Creates the database if missing, migrates it, starts nothing yet, binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        store::ensure_database(&settings.database_url).await?;
+        let pool = store::connect(&settings.database_url, settings.db_max_connections).await?;
+        store::migrate(&pool).await?;
+        let feed = Feed::new(
+            pool.clone(),
+            FeedSettings {
+                poll_interval: settings.feed_poll_interval,
+                capacity: settings.feed_buffer,
+            },
+        )
+        .await?;
+        let commands = Commands::new(pool.clone(), feed.clone());
+        let schema = build_schema(SchemaDeps {
+            pool: pool.clone(),
+            commands,
+            feed: feed.clone(),
+            scorecard_rule: settings.scorecard_rule,
+        });
+        let listener = TcpListener::bind(settings.listen).await?;
+        let router = router(AppState {
+            schema,
+            pool: pool.clone(),
+            settings,
+        });
+        Ok(Self {
+            listener,
+            router,
+            feed,
+            pool,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    /// The database pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests and stops the feed.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut feed_stop = stop_rx.clone();
+        let feed = tokio::spawn(self.feed.clone().run(async move {
+            let _ = feed_stop.wait_for(|s| *s).await;
+        }));
+        let result = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stop_tx.send(true);
+            })
+            .await;
+        drop(stop_rx);
+        feed.abort();
+        result
+    }
+}
+
+fn router(state: AppState) -> Router {
+    let timeout = state.settings.request_timeout;
+    let body_limit = state.settings.max_body_bytes;
+    Router::new()
+        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql/ws", get(websocket))
+        .route("/health", get(health))
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+async fn graphiql() -> Html<String> {
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .title("commitment-tracker")
+            .finish(),
+    )
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    // language=PostgreSQL
+    match sqlx::query("select 1").execute(&state.pool).await {
+        Ok(_) => (StatusCode::OK, "ok").into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response(),
+    }
+}
+
+fn error_body(err: ApiError) -> serde_json::Value {
+    let e = err.extend();
+    serde_json::json!({ "errors": [{ "message": e.message, "extensions": e.extensions }] })
+}
+
+/// Resolves a presented token. `Ok(None)`: no token; `Err`: a token that is not valid.
+async fn authenticate(pool: &PgPool, token: Option<&str>) -> Result<Option<Actor>, ApiError> {
+    let Some(token) = token else { return Ok(None) };
+    match tokens::authenticate(pool, token).await {
+        Ok(Some(actor)) => Ok(Some(actor)),
+        Ok(None) => Err(ApiError::Unauthenticated(
+            "the token is not valid (unknown, expired or revoked)".into(),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn graphql(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> Response {
+    let request_id = headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let token = match headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().ok().and_then(bearer))
+    {
+        None => None,
+        Some(Some(token)) => Some(token),
+        Some(None) => {
+            let err = ApiError::Unauthenticated("Authorization must be `Bearer <token>`".into());
+            return (StatusCode::UNAUTHORIZED, Json(error_body(err))).into_response();
+        }
+    };
+    let actor = match authenticate(&state.pool, token).await {
+        Ok(actor) => actor,
+        Err(err @ ApiError::Unauthenticated(_)) => {
+            return (StatusCode::UNAUTHORIZED, Json(error_body(err))).into_response();
+        }
+        Err(err) => {
+            return (StatusCode::SERVICE_UNAVAILABLE, Json(error_body(err))).into_response();
+        }
+    };
+    let request = request.into_inner().data(RequestInfo { actor, request_id });
+    let mut response = state.schema.execute(request).await;
+    normalise(&mut response.errors);
+    GraphQLResponse::from(response).into_response()
+}
+
+/// The token of a `connection_init` payload: `{"Authorization": "Bearer …"}`, the same under
+/// `headers`, or `{"token": "…"}`.
+fn token_from_payload(payload: &serde_json::Value) -> Option<String> {
+    let auth = |v: &serde_json::Value| {
+        ["Authorization", "authorization"]
+            .iter()
+            .find_map(|k| v.get(*k).and_then(|a| a.as_str()))
+            .and_then(bearer)
+            .map(str::to_owned)
+    };
+    auth(payload)
+        .or_else(|| payload.get("headers").and_then(auth))
+        .or_else(|| {
+            payload
+                .get("token")
+                .and_then(|t| t.as_str())
+                .map(str::to_owned)
+        })
+}
+
+async fn websocket(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let header_token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer)
+        .map(str::to_owned);
+    let request_id = headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            let pool = state.pool.clone();
+            GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
+                .on_connection_init(move |payload| async move {
+                    let token = token_from_payload(&payload).or(header_token);
+                    let actor = authenticate(&pool, token.as_deref())
+                        .await
+                        .map_err(|e| e.extend())?;
+                    let mut data = async_graphql::Data::default();
+                    data.insert(RequestInfo { actor, request_id });
+                    Ok(data)
+                })
+                .serve()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn connection_init_payloads_carry_tokens_in_the_usual_places() {
+        assert_eq!(
+            token_from_payload(&json!({"Authorization": "Bearer ct_a"})).as_deref(),
+            Some("ct_a")
+        );
+        assert_eq!(
+            token_from_payload(&json!({"headers": {"authorization": "Bearer ct_b"}})).as_deref(),
+            Some("ct_b")
+        );
+        assert_eq!(
+            token_from_payload(&json!({"token": "ct_c"})).as_deref(),
+            Some("ct_c")
+        );
+        assert_eq!(token_from_payload(&json!({})), None);
+    }
+}

@@ -1,0 +1,315 @@
+//! Appending events: the single place that writes the events table.
+//!
+//! An append locks the stream's row in `streams` (so appends to one stream are serial and the
+//! chain has one head), checks the expected version, chains each event's hash from the
+//! previous one and inserts it. The caller applies projections in the same transaction.
+
+use super::chain::{ChainInput, link};
+use super::cursor::EventCursor;
+use super::{StoreError, StoreResult, unique_violation};
+use crate::domain::{DomainError, DomainEvent, StreamType};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::AssertSqlSafe;
+use sqlx::{PgConnection, Row, postgres::PgRow};
+use uuid::Uuid;
+
+/// An event as stored, with its full envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// Global position.
+    pub position: i64,
+    /// The appending transaction's id.
+    pub transaction_id: i64,
+    /// Event id.
+    pub event_id: Uuid,
+    /// Stream id.
+    pub stream_id: Uuid,
+    /// Stream type (`commitment` or `evidence`).
+    pub stream_type: String,
+    /// Version in the stream.
+    pub version: i32,
+    /// Event type.
+    pub event_type: String,
+    /// Payload schema version.
+    pub schema_version: i32,
+    /// Payload as stored.
+    pub payload: Value,
+    /// Metadata as stored.
+    pub metadata: Value,
+    /// Business time.
+    pub occurred_at: DateTime<Utc>,
+    /// Transaction time.
+    pub recorded_at: DateTime<Utc>,
+    /// Previous hash in the stream.
+    pub previous_hash: Option<Vec<u8>>,
+    /// This event's hash.
+    pub hash: Vec<u8>,
+}
+
+impl StoredEvent {
+    /// Where the event sits in committed order.
+    pub fn cursor(&self) -> EventCursor {
+        EventCursor {
+            transaction_id: self.transaction_id,
+            position: self.position,
+        }
+    }
+
+    /// The actor recorded in the metadata.
+    pub fn actor(&self) -> &str {
+        self.metadata
+            .get("actor")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    /// Decodes the payload into a domain event, upcasting older schema versions.
+    pub fn decode(&self) -> StoreResult<DomainEvent> {
+        DomainEvent::decode(&self.event_type, self.schema_version, &self.payload).map_err(|e| {
+            StoreError::Corrupt {
+                position: self.position,
+                reason: e.to_string(),
+            }
+        })
+    }
+
+    /// The input to the hash chain, as stored.
+    pub fn chain_input(&self) -> ChainInput<'_> {
+        ChainInput {
+            event_id: self.event_id,
+            stream_id: self.stream_id,
+            stream_type: &self.stream_type,
+            version: self.version,
+            event_type: &self.event_type,
+            schema_version: self.schema_version,
+            occurred_at: self.occurred_at,
+            recorded_at: self.recorded_at,
+            payload: &self.payload,
+            metadata: &self.metadata,
+        }
+    }
+
+    pub(crate) fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            position: row.try_get("position")?,
+            transaction_id: row.try_get("transaction_id")?,
+            event_id: row.try_get("event_id")?,
+            stream_id: row.try_get("stream_id")?,
+            stream_type: row.try_get("stream_type")?,
+            version: row.try_get("version")?,
+            event_type: row.try_get("event_type")?,
+            schema_version: row.try_get("schema_version")?,
+            payload: row.try_get("payload")?,
+            metadata: row.try_get("metadata")?,
+            occurred_at: row.try_get("occurred_at")?,
+            recorded_at: row.try_get("recorded_at")?,
+            previous_hash: row.try_get("previous_hash")?,
+            hash: row.try_get("hash")?,
+        })
+    }
+}
+
+/// The columns of [`StoredEvent`], for `select`s elsewhere in the store.
+pub(crate) const EVENT_COLUMNS: &str = "position, transaction_id, event_id, stream_id, stream_type, \
+     version, event_type, schema_version, payload, metadata, occurred_at, recorded_at, \
+     previous_hash, hash";
+
+/// Who asked for a change and how: stored as each event's metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metadata {
+    /// The actor (a token's name).
+    pub actor: String,
+    /// The actor's role when the event was written.
+    pub role: String,
+    /// The request that carried the command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The client's idempotency key, if it sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+/// A stream, locked for appending.
+#[derive(Debug, Clone)]
+pub struct StreamHead {
+    /// The stream.
+    pub stream_id: Uuid,
+    /// Its type.
+    pub stream_type: StreamType,
+    /// The version of its last event (0 for a stream that does not exist yet).
+    pub version: i32,
+    /// The hash of its last event.
+    pub last_hash: Option<Vec<u8>>,
+    /// The database clock when the lock was taken: the events' `recorded_at`.
+    pub now: DateTime<Utc>,
+}
+
+/// Locks an existing stream for appending. `None` if there is no such stream of that type.
+pub async fn lock_stream(
+    conn: &mut PgConnection,
+    stream_id: Uuid,
+    stream_type: StreamType,
+) -> StoreResult<Option<StreamHead>> {
+    // language=PostgreSQL
+    let row = sqlx::query(
+        "with s as (
+             select version, last_hash from streams
+             where stream_id = $1 and stream_type = $2
+             for update
+         )
+         select (select version from s) as version, (select last_hash from s) as last_hash,
+                clock_timestamp() as now",
+    )
+    .bind(stream_id)
+    .bind(stream_type.as_str())
+    .fetch_one(&mut *conn)
+    .await?;
+    let version: Option<i32> = row.try_get("version")?;
+    Ok(version.map(|version| StreamHead {
+        stream_id,
+        stream_type,
+        version,
+        last_hash: row.try_get("last_hash").ok(),
+        now: row.try_get("now").unwrap_or_else(|_| Utc::now()),
+    }))
+}
+
+/// A head for a stream that does not exist yet.
+pub async fn new_stream(
+    conn: &mut PgConnection,
+    stream_id: Uuid,
+    stream_type: StreamType,
+) -> StoreResult<StreamHead> {
+    // language=PostgreSQL
+    let now: DateTime<Utc> = sqlx::query_scalar("select clock_timestamp()")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(StreamHead {
+        stream_id,
+        stream_type,
+        version: 0,
+        last_hash: None,
+        now,
+    })
+}
+
+/// Reads a whole stream in version order.
+pub async fn load_stream(
+    conn: &mut PgConnection,
+    stream_id: Uuid,
+) -> StoreResult<Vec<StoredEvent>> {
+    // language=PostgreSQL
+    let sql = format!("select {EVENT_COLUMNS} from events where stream_id = $1 order by version");
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(stream_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(StoredEvent::from_row)
+        .collect::<Result<_, _>>()
+        .map_err(Into::into)
+}
+
+/// The business time of a business date: midnight UTC at its start.
+pub fn business_time(date: NaiveDate) -> DateTime<Utc> {
+    date.and_time(NaiveTime::MIN).and_utc()
+}
+
+/// Appends `events` to the locked stream `head`, chaining their hashes.
+///
+/// `head.version` is the version the caller decided against (it holds the lock, so it is
+/// current). A unique violation on `(stream_id, version)` can only come from a writer that
+/// skipped the lock; it is reported as a conflict rather than trusted.
+pub async fn append(
+    conn: &mut PgConnection,
+    head: &StreamHead,
+    events: &[(DomainEvent, NaiveDate)],
+    metadata: &Metadata,
+) -> StoreResult<Vec<StoredEvent>> {
+    let metadata = serde_json::to_value(metadata).expect("metadata serialises");
+    let mut previous = head.last_hash.clone();
+    let mut stored = Vec::with_capacity(events.len());
+    for (offset, (event, occurred_on)) in events.iter().enumerate() {
+        let payload = event.payload();
+        let version = head.version + 1 + offset as i32;
+        let event_id = Uuid::now_v7();
+        let input = ChainInput {
+            event_id,
+            stream_id: head.stream_id,
+            stream_type: head.stream_type.as_str(),
+            version,
+            event_type: event.event_type(),
+            schema_version: event.schema_version(),
+            occurred_at: business_time(*occurred_on),
+            recorded_at: head.now,
+            payload: &payload,
+            metadata: &metadata,
+        };
+        let hash = link(previous.as_deref(), &input);
+        // language=PostgreSQL
+        let row = sqlx::query(
+            "insert into events (event_id, stream_id, stream_type, version, event_type,
+                                 schema_version, payload, metadata, occurred_at, recorded_at,
+                                 previous_hash, hash)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             returning position, transaction_id",
+        )
+        .bind(event_id)
+        .bind(head.stream_id)
+        .bind(input.stream_type)
+        .bind(version)
+        .bind(input.event_type)
+        .bind(input.schema_version)
+        .bind(&payload)
+        .bind(&metadata)
+        .bind(input.occurred_at)
+        .bind(input.recorded_at)
+        .bind(previous.as_deref())
+        .bind(&hash[..])
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| match unique_violation(&e).as_deref() {
+            Some("events_stream_version_key") => StoreError::Domain(DomainError::Conflict {
+                expected: head.version,
+                actual: version,
+            }),
+            _ => StoreError::Database(e),
+        })?;
+        stored.push(StoredEvent {
+            position: row.try_get("position")?,
+            transaction_id: row.try_get("transaction_id")?,
+            event_id,
+            stream_id: head.stream_id,
+            stream_type: head.stream_type.as_str().to_owned(),
+            version,
+            event_type: event.event_type().to_owned(),
+            schema_version: input.schema_version,
+            payload: payload.clone(),
+            metadata: metadata.clone(),
+            occurred_at: input.occurred_at,
+            recorded_at: input.recorded_at,
+            previous_hash: previous.clone(),
+            hash: hash.to_vec(),
+        });
+        previous = Some(hash.to_vec());
+    }
+    if let Some(last) = stored.last() {
+        // language=PostgreSQL
+        sqlx::query(
+            "insert into streams (stream_id, stream_type, version, last_hash)
+             values ($1, $2, $3, $4)
+             on conflict (stream_id) do update
+                set version = excluded.version, last_hash = excluded.last_hash",
+        )
+        .bind(head.stream_id)
+        .bind(head.stream_type.as_str())
+        .bind(last.version)
+        .bind(&last.hash)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(stored)
+}

@@ -1,0 +1,329 @@
+//! The live feed: one reader per process tails the events table in committed order and fans
+//! each event out to that process's subscribers.
+//!
+//! Committed order is (transaction id, position) read only below the visibility horizon
+//! (see [`super::read::BELOW_HORIZON`]), so a transaction that commits after a later one is
+//! still delivered, in its place. The reader wakes on a local signal after this process's own
+//! commits, on a Postgres NOTIFY after any process's commits, and on a timer in case a
+//! notification was missed. A subscriber that passes a cursor is first caught up from the
+//! database, then switched to the live broadcast with no gap and no duplicate; one that falls
+//! behind the broadcast is caught up from the database again rather than given a gap.
+
+use super::cursor::EventCursor;
+use super::event_store::StoredEvent;
+use super::read;
+use futures_util::stream::{self, BoxStream, StreamExt};
+use sqlx::AssertSqlSafe;
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, broadcast};
+use tracing::Instrument;
+use uuid::Uuid;
+
+/// The NOTIFY channel on which appends announce themselves.
+pub const CHANNEL: &str = "commitment_tracker_events";
+
+/// How many events one read takes from the database.
+const PAGE: i64 = 500;
+
+/// Which events a subscriber wants.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Only this stream.
+    pub stream_id: Option<Uuid>,
+    /// Only these event types.
+    pub types: Option<Vec<String>>,
+}
+
+impl EventFilter {
+    fn matches(&self, e: &StoredEvent) -> bool {
+        self.stream_id.is_none_or(|s| s == e.stream_id)
+            && self
+                .types
+                .as_ref()
+                .is_none_or(|t| t.contains(&e.event_type))
+    }
+}
+
+/// Settings of the feed.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedSettings {
+    /// How often the reader looks for events when nothing woke it.
+    pub poll_interval: Duration,
+    /// How many events the broadcast holds for slow subscribers before they must catch up
+    /// from the database.
+    pub capacity: usize,
+}
+
+impl Default for FeedSettings {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_millis(500),
+            capacity: 4096,
+        }
+    }
+}
+
+struct Shared {
+    /// The cursor of the last event published. Guarded together with sending so that a new
+    /// subscriber's (head, receiver) pair is exact: the receiver gets every event after head.
+    head: Mutex<EventCursor>,
+    /// Fan-out to this process's subscribers.
+    sender: broadcast::Sender<Arc<StoredEvent>>,
+    /// Wakes the reader.
+    wake: Notify,
+}
+
+/// A handle on the process's live feed. Cheap to clone.
+#[derive(Clone)]
+pub struct Feed {
+    pool: PgPool,
+    shared: Arc<Shared>,
+    settings: FeedSettings,
+}
+
+impl Feed {
+    /// Creates the feed positioned at the current end of the log; call [`Feed::run`] to start
+    /// the reader.
+    pub async fn new(pool: PgPool, settings: FeedSettings) -> Result<Self, sqlx::Error> {
+        let head = end_of_log(&pool).await?;
+        let (sender, _) = broadcast::channel(settings.capacity.max(16));
+        Ok(Self {
+            pool,
+            shared: Arc::new(Shared {
+                head: Mutex::new(head),
+                sender,
+                wake: Notify::new(),
+            }),
+            settings,
+        })
+    }
+
+    /// Asks the reader to look for new events now (after a local commit).
+    pub fn wake(&self) {
+        self.shared.wake.notify_one();
+    }
+
+    /// Tells every process that events were committed: a local wake, and a NOTIFY sent after
+    /// the commit (never inside the appending transaction, where it would serialise commits).
+    pub fn announce(&self) {
+        self.wake();
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            // language=PostgreSQL
+            if let Err(e) = sqlx::query("select pg_notify($1, '')")
+                .bind(CHANNEL)
+                .execute(&pool)
+                .await
+            {
+                tracing::debug!(error = %e, "could not notify other processes; their poll will cover it");
+            }
+        });
+    }
+
+    /// The cursor of the last event this process published.
+    pub fn head(&self) -> EventCursor {
+        *self.shared.head.lock().expect("feed head lock")
+    }
+
+    /// Runs the reader until `shutdown` resolves.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
+        let listener = tokio::spawn(listen(self.pool.clone(), self.shared.clone()));
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = self.shared.wake.notified() => {}
+                _ = tokio::time::sleep(self.settings.poll_interval) => {}
+            }
+            self.read_new()
+                .instrument(tracing::info_span!("feed_reader"))
+                .await;
+        }
+        listener.abort();
+    }
+
+    async fn read_new(&self) {
+        loop {
+            let after = self.head();
+            let page = match read::events_after(&self.pool, after, PAGE, None, None).await {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!(error = %e, "feed read failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    return;
+                }
+            };
+            let full = page.len() as i64 == PAGE;
+            for event in page {
+                let mut head = self.shared.head.lock().expect("feed head lock");
+                *head = event.cursor();
+                // No receivers is fine: nobody is subscribed right now.
+                let _ = self.shared.sender.send(Arc::new(event));
+            }
+            if !full {
+                return;
+            }
+        }
+    }
+
+    fn register(&self) -> (EventCursor, broadcast::Receiver<Arc<StoredEvent>>) {
+        let head = self.shared.head.lock().expect("feed head lock");
+        (*head, self.shared.sender.subscribe())
+    }
+
+    /// Every event matching `filter` after `after` (or, without it, from now on), in
+    /// committed order, each once. The stream ends only when the feed shuts down.
+    pub fn subscribe(
+        &self,
+        after: Option<EventCursor>,
+        filter: EventFilter,
+    ) -> BoxStream<'static, Arc<StoredEvent>> {
+        let (head, receiver) = self.register();
+        let state = Subscription {
+            feed: self.clone(),
+            receiver,
+            last: after.unwrap_or(head),
+            catching_up: after.is_some(),
+            buffer: VecDeque::new(),
+            filter,
+            backoff: Duration::from_millis(100),
+        };
+        stream::unfold(state, |mut s| async move {
+            let next = s.next().await?;
+            Some((next, s))
+        })
+        .boxed()
+    }
+}
+
+struct Subscription {
+    feed: Feed,
+    receiver: broadcast::Receiver<Arc<StoredEvent>>,
+    /// The last event delivered (or the starting point): everything up to it is done.
+    last: EventCursor,
+    /// Reading from the database rather than the broadcast.
+    catching_up: bool,
+    buffer: VecDeque<Arc<StoredEvent>>,
+    filter: EventFilter,
+    backoff: Duration,
+}
+
+impl Subscription {
+    async fn next(&mut self) -> Option<Arc<StoredEvent>> {
+        loop {
+            if let Some(e) = self.buffer.pop_front() {
+                return Some(e);
+            }
+            if self.catching_up {
+                self.catch_up().await;
+                continue;
+            }
+            match self.receiver.recv().await {
+                Ok(e) => {
+                    if e.cursor() > self.last && self.filter.matches(&e) {
+                        self.last = e.cursor();
+                        return Some(e);
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    // Too slow for the broadcast: take a fresh receiver and fill the gap from
+                    // the database, where nothing is ever dropped.
+                    tracing::debug!(missed, "subscriber lagged; catching up from the database");
+                    let (_, receiver) = self.feed.register();
+                    self.receiver = receiver;
+                    self.catching_up = true;
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// Reads one page after `last`; when the page is short, the database is exhausted up to
+    /// a horizon at least as late as the broadcast's head, so live events take over.
+    async fn catch_up(&mut self) {
+        let types = self.filter.types.as_deref();
+        match read::events_after(
+            &self.feed.pool,
+            self.last,
+            PAGE,
+            self.filter.stream_id,
+            types,
+        )
+        .await
+        {
+            Ok(page) => {
+                self.backoff = Duration::from_millis(100);
+                if (page.len() as i64) < PAGE {
+                    self.catching_up = false;
+                }
+                for e in page {
+                    self.last = e.cursor();
+                    self.buffer.push_back(Arc::new(e));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "catch-up read failed; retrying");
+                tokio::time::sleep(self.backoff).await;
+                self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// The cursor of the last committed event below the horizon.
+async fn end_of_log(pool: &PgPool) -> Result<EventCursor, sqlx::Error> {
+    // language=PostgreSQL
+    let sql = format!(
+        "select transaction_id, position from events where {}
+         order by transaction_id desc, position desc limit 1",
+        read::BELOW_HORIZON
+    );
+    let row: Option<(i64, i64)> = sqlx::query_as(AssertSqlSafe(sql))
+        .fetch_optional(pool)
+        .await?;
+    Ok(row
+        .map(|(transaction_id, position)| EventCursor {
+            transaction_id,
+            position,
+        })
+        .unwrap_or(EventCursor::START))
+}
+
+/// Listens for other processes' NOTIFYs and wakes the reader; reconnects on failure.
+async fn listen(pool: PgPool, shared: Arc<Shared>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot LISTEN yet");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(CHANNEL).await {
+            tracing::debug!(error = %e, "LISTEN failed");
+            tokio::time::sleep(backoff).await;
+            continue;
+        }
+        backoff = Duration::from_millis(100);
+        // A reconnect may have missed notifications: look now.
+        shared.wake.notify_one();
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(_)) => shared.wake.notify_one(),
+                // The connection dropped; PgListener reconnects on the next call.
+                Ok(None) => shared.wake.notify_one(),
+                Err(e) => {
+                    tracing::debug!(error = %e, "LISTEN connection lost");
+                    break;
+                }
+            }
+        }
+    }
+}

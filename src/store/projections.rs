@@ -1,0 +1,259 @@
+//! Inline projections: current state, updated in the appending transaction.
+//!
+//! `apply` is the one function that turns an event into projection rows; the live append path
+//! and a rebuild both go through it, so the two cannot drift apart.
+
+use super::event_store::StoredEvent;
+use super::{StoreError, StoreResult, unique_violation};
+use crate::domain::DomainError;
+use crate::domain::DomainEvent;
+use crate::domain::commitment::CommitmentEvent;
+use crate::domain::evidence::EvidenceEvent;
+use crate::domain::rating::Rating;
+use chrono::NaiveDate;
+use serde_json::{Value, json};
+use sqlx::PgConnection;
+
+/// Applies one stored event (decoded as `event`) to the projection tables.
+pub async fn apply(
+    conn: &mut PgConnection,
+    stored: &StoredEvent,
+    event: &DomainEvent,
+) -> StoreResult<()> {
+    let actor = stored.actor();
+    match event {
+        DomainEvent::Commitment(CommitmentEvent::Registered(e)) => {
+            // language=PostgreSQL
+            sqlx::query(
+                "insert into commitments (id, slug, title, description, area, policy_source, target,
+                                          due_date, owner, announced_on, version,
+                                          registered_position, registered_at, updated_at)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
+            )
+            .bind(stored.stream_id)
+            .bind(&e.slug)
+            .bind(&e.title)
+            .bind(&e.description)
+            .bind(&e.area)
+            .bind(&e.policy_source)
+            .bind(&e.target)
+            .bind(e.due_date)
+            .bind(&e.owner)
+            .bind(e.announced_on)
+            .bind(stored.version)
+            .bind(stored.position)
+            .bind(stored.recorded_at)
+            .execute(&mut *conn)
+            .await
+            .map_err(|err| match unique_violation(&err).as_deref() {
+                Some("commitments_slug_key") => StoreError::Domain(DomainError::invalid(
+                    "slug",
+                    format!("{:?} is already used by another commitment", e.slug),
+                )),
+                _ => err.into(),
+            })?;
+        }
+        DomainEvent::Commitment(CommitmentEvent::Revised(e)) => {
+            // language=PostgreSQL
+            let (title, description, target, due_date): (
+                String,
+                String,
+                String,
+                Option<NaiveDate>,
+            ) = sqlx::query_as(
+                "select title, description, target, due_date from commitments where id = $1",
+            )
+            .bind(stored.stream_id)
+            .fetch_one(&mut *conn)
+            .await?;
+            let mut changes = Vec::new();
+            let mut change = |field: &str, from: Value, to: Value| {
+                if from != to {
+                    changes.push(json!({"field": field, "from": from, "to": to}));
+                }
+            };
+            if let Some(v) = &e.title {
+                change("title", json!(title), json!(v));
+            }
+            if let Some(v) = &e.description {
+                change("description", json!(description), json!(v));
+            }
+            if let Some(v) = &e.target {
+                change("target", json!(target), json!(v));
+            }
+            if let Some(v) = e.due_date {
+                change("dueDate", json!(due_date), json!(v));
+            }
+            // language=PostgreSQL
+            sqlx::query(
+                "update commitments set title = coalesce($2, title),
+                        description = coalesce($3, description), target = coalesce($4, target),
+                        due_date = coalesce($5, due_date), version = $6, updated_at = $7
+                 where id = $1",
+            )
+            .bind(stored.stream_id)
+            .bind(&e.title)
+            .bind(&e.description)
+            .bind(&e.target)
+            .bind(e.due_date)
+            .bind(stored.version)
+            .bind(stored.recorded_at)
+            .execute(&mut *conn)
+            .await?;
+            // language=PostgreSQL
+            sqlx::query(
+                "insert into revisions (commitment_id, version, changes, reason, effective_on,
+                                        position, transaction_id, recorded_at, actor)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(stored.stream_id)
+            .bind(stored.version)
+            .bind(Value::Array(changes))
+            .bind(&e.reason)
+            .bind(e.effective_on)
+            .bind(stored.position)
+            .bind(stored.transaction_id)
+            .bind(stored.recorded_at)
+            .bind(actor)
+            .execute(&mut *conn)
+            .await?;
+        }
+        DomainEvent::Commitment(CommitmentEvent::Assessed(e)) => {
+            let rating = |r: Option<Rating>| r.map(Rating::as_str);
+            // language=PostgreSQL
+            sqlx::query(
+                "insert into assessments (id, commitment_id, assessor, assessor_kind, assessed_on,
+                                          overall, met, funding, impact, appropriateness,
+                                          delivery_status, rationale, evidence_ids, evaluation,
+                                          position, transaction_id, recorded_at, actor)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                         $17, $18)",
+            )
+            .bind(e.assessment_id)
+            .bind(stored.stream_id)
+            .bind(&e.assessor)
+            .bind(e.assessor_kind.as_str())
+            .bind(e.assessed_on)
+            .bind(rating(e.overall))
+            .bind(rating(e.aspects.met))
+            .bind(rating(e.aspects.funding))
+            .bind(rating(e.aspects.impact))
+            .bind(rating(e.aspects.appropriateness))
+            .bind(e.delivery_status.as_str())
+            .bind(&e.rationale)
+            .bind(&e.evidence_ids)
+            .bind(&e.evaluation)
+            .bind(stored.position)
+            .bind(stored.transaction_id)
+            .bind(stored.recorded_at)
+            .bind(actor)
+            .execute(&mut *conn)
+            .await?;
+            // The current assessment is the latest by (assessed_on, position): a back-dated
+            // verdict is history, not news.
+            // language=PostgreSQL
+            sqlx::query(
+                "update commitments c
+                    set version = $2, updated_at = $3,
+                        current_assessment_id = case
+                            when c.current_assessment_id is null or not exists (
+                                select 1 from assessments a
+                                where a.id = c.current_assessment_id
+                                  and (a.assessed_on, a.position) > ($5, $6))
+                            then $4 else c.current_assessment_id end
+                  where c.id = $1",
+            )
+            .bind(stored.stream_id)
+            .bind(stored.version)
+            .bind(stored.recorded_at)
+            .bind(e.assessment_id)
+            .bind(e.assessed_on)
+            .bind(stored.position)
+            .execute(&mut *conn)
+            .await?;
+        }
+        DomainEvent::Commitment(CommitmentEvent::AssessmentDisputed(e)) => {
+            // language=PostgreSQL
+            sqlx::query(
+                "insert into disputes (id, assessment_id, commitment_id, disputed_by, statement,
+                                       disputed_on, evidence_ids, position, transaction_id,
+                                       recorded_at, actor)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(e.dispute_id)
+            .bind(e.assessment_id)
+            .bind(stored.stream_id)
+            .bind(&e.disputed_by)
+            .bind(&e.statement)
+            .bind(e.disputed_on)
+            .bind(&e.evidence_ids)
+            .bind(stored.position)
+            .bind(stored.transaction_id)
+            .bind(stored.recorded_at)
+            .bind(actor)
+            .execute(&mut *conn)
+            .await?;
+            bump_commitment(conn, stored).await?;
+        }
+        DomainEvent::Evidence(EvidenceEvent::Submitted(e)) => {
+            // language=PostgreSQL
+            sqlx::query(
+                "insert into evidence (id, commitment_ids, title, summary, source_url, submitted_by,
+                                       organisation, submitted_on, kind, version, position,
+                                       transaction_id, recorded_at, actor)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            )
+            .bind(stored.stream_id)
+            .bind(&e.commitment_ids)
+            .bind(&e.title)
+            .bind(&e.summary)
+            .bind(&e.source_url)
+            .bind(&e.submitted_by)
+            .bind(&e.organisation)
+            .bind(e.submitted_on)
+            .bind(e.kind.as_str())
+            .bind(stored.version)
+            .bind(stored.position)
+            .bind(stored.transaction_id)
+            .bind(stored.recorded_at)
+            .bind(actor)
+            .execute(&mut *conn)
+            .await?;
+            // language=PostgreSQL
+            sqlx::query(
+                "insert into evidence_commitments (commitment_id, evidence_id)
+                 select unnest($1::uuid[]), $2",
+            )
+            .bind(&e.commitment_ids)
+            .bind(stored.stream_id)
+            .execute(&mut *conn)
+            .await?;
+        }
+        DomainEvent::Evidence(EvidenceEvent::Retracted(e)) => {
+            // language=PostgreSQL
+            sqlx::query(
+                "update evidence set retracted = true, retraction_reason = $2, retracted_on = $3,
+                        version = $4
+                 where id = $1",
+            )
+            .bind(stored.stream_id)
+            .bind(&e.reason)
+            .bind(e.retracted_on)
+            .bind(stored.version)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn bump_commitment(conn: &mut PgConnection, stored: &StoredEvent) -> StoreResult<()> {
+    // language=PostgreSQL
+    sqlx::query("update commitments set version = $2, updated_at = $3 where id = $1")
+        .bind(stored.stream_id)
+        .bind(stored.version)
+        .bind(stored.recorded_at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,651 @@
+//! Queries over the projections and the log. Every list query takes a whole batch of keys so
+//! that the GraphQL loaders issue one statement per kind of thing, however many parents.
+
+use super::cursor::EventCursor;
+use super::event_store::{EVENT_COLUMNS, StoredEvent};
+use super::{StoreError, StoreResult};
+use crate::domain::rating::{Aspects, AssessorKind, DeliveryStatus, EvidenceKind, Rating};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::Value;
+use sqlx::AssertSqlSafe;
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+/// A commitment as it stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommitmentRow {
+    /// Stream id.
+    pub id: Uuid,
+    /// Unique key.
+    pub slug: String,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// Policy area.
+    pub area: String,
+    /// Where it was promised.
+    pub policy_source: String,
+    /// Target.
+    pub target: String,
+    /// Deadline.
+    pub due_date: Option<NaiveDate>,
+    /// Responsible body.
+    pub owner: Option<String>,
+    /// When announced.
+    pub announced_on: NaiveDate,
+    /// Stream version.
+    pub version: i32,
+    /// Latest assessment by (assessed_on, position).
+    pub current_assessment_id: Option<Uuid>,
+    /// Position of the registration: the list order.
+    pub registered_position: i64,
+    /// When registered (transaction time).
+    pub registered_at: DateTime<Utc>,
+    /// When last changed (transaction time).
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An assessment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssessmentRow {
+    /// Assessment id.
+    pub id: Uuid,
+    /// The commitment assessed.
+    pub commitment_id: Uuid,
+    /// Who.
+    pub assessor: String,
+    /// What kind of body.
+    pub assessor_kind: AssessorKind,
+    /// When.
+    pub assessed_on: NaiveDate,
+    /// Overall rating.
+    pub overall: Option<Rating>,
+    /// Aspect ratings.
+    pub aspects: Aspects,
+    /// Delivery status.
+    pub delivery_status: DeliveryStatus,
+    /// Why.
+    pub rationale: String,
+    /// Evidence relied on.
+    pub evidence_ids: Vec<Uuid>,
+    /// Evaluation reference.
+    pub evaluation: Option<String>,
+    /// Where its event sits in the log.
+    pub cursor: EventCursor,
+    /// Transaction time.
+    pub recorded_at: DateTime<Utc>,
+    /// Who recorded it.
+    pub actor: String,
+}
+
+/// A piece of evidence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvidenceRow {
+    /// Stream id.
+    pub id: Uuid,
+    /// Commitments it concerns.
+    pub commitment_ids: Vec<Uuid>,
+    /// Title.
+    pub title: String,
+    /// Summary.
+    pub summary: String,
+    /// Source address.
+    pub source_url: Option<String>,
+    /// Who submitted it.
+    pub submitted_by: String,
+    /// Their organisation.
+    pub organisation: Option<String>,
+    /// When submitted.
+    pub submitted_on: NaiveDate,
+    /// Kind.
+    pub kind: EvidenceKind,
+    /// Retracted?
+    pub retracted: bool,
+    /// Why retracted.
+    pub retraction_reason: Option<String>,
+    /// When retracted.
+    pub retracted_on: Option<NaiveDate>,
+    /// Stream version.
+    pub version: i32,
+    /// Where its submission sits in the log.
+    pub cursor: EventCursor,
+    /// Transaction time of the submission.
+    pub recorded_at: DateTime<Utc>,
+    /// Who submitted it through this system.
+    pub actor: String,
+}
+
+/// A dispute of an assessment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DisputeRow {
+    /// Dispute id.
+    pub id: Uuid,
+    /// The assessment disputed.
+    pub assessment_id: Uuid,
+    /// Its commitment.
+    pub commitment_id: Uuid,
+    /// Who disputes.
+    pub disputed_by: String,
+    /// What they say.
+    pub statement: String,
+    /// When.
+    pub disputed_on: NaiveDate,
+    /// Evidence relied on.
+    pub evidence_ids: Vec<Uuid>,
+    /// Where its event sits in the log.
+    pub cursor: EventCursor,
+    /// Transaction time.
+    pub recorded_at: DateTime<Utc>,
+    /// Who recorded it.
+    pub actor: String,
+}
+
+/// A revision of a commitment's terms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevisionRow {
+    /// The commitment.
+    pub commitment_id: Uuid,
+    /// The stream version the revision created.
+    pub version: i32,
+    /// `[{field, from, to}]`.
+    pub changes: Value,
+    /// Why.
+    pub reason: String,
+    /// When it took effect.
+    pub effective_on: NaiveDate,
+    /// Where its event sits in the log.
+    pub cursor: EventCursor,
+    /// Transaction time.
+    pub recorded_at: DateTime<Utc>,
+    /// Who recorded it.
+    pub actor: String,
+}
+
+/// Filters of the commitments list; rating and status apply to the current assessment.
+#[derive(Debug, Clone, Default)]
+pub struct CommitmentFilter {
+    /// Exact policy area.
+    pub area: Option<String>,
+    /// Current overall rating.
+    pub rating: Option<Rating>,
+    /// Current delivery status.
+    pub delivery_status: Option<DeliveryStatus>,
+}
+
+fn parse_enum<T>(row: &PgRow, col: &str, parse: fn(&str) -> Option<T>) -> Result<T, sqlx::Error> {
+    let s: String = row.try_get(col)?;
+    parse(&s).ok_or_else(|| sqlx::Error::Decode(format!("unknown {col} {s:?}").into()))
+}
+
+fn parse_rating(row: &PgRow, col: &str) -> Result<Option<Rating>, sqlx::Error> {
+    let s: Option<String> = row.try_get(col)?;
+    s.map(|s| {
+        Rating::parse(&s).ok_or_else(|| sqlx::Error::Decode(format!("unknown rating {s:?}").into()))
+    })
+    .transpose()
+}
+
+fn cursor(row: &PgRow) -> Result<EventCursor, sqlx::Error> {
+    Ok(EventCursor {
+        transaction_id: row.try_get("transaction_id")?,
+        position: row.try_get("position")?,
+    })
+}
+
+fn commitment(row: &PgRow) -> Result<CommitmentRow, sqlx::Error> {
+    Ok(CommitmentRow {
+        id: row.try_get("id")?,
+        slug: row.try_get("slug")?,
+        title: row.try_get("title")?,
+        description: row.try_get("description")?,
+        area: row.try_get("area")?,
+        policy_source: row.try_get("policy_source")?,
+        target: row.try_get("target")?,
+        due_date: row.try_get("due_date")?,
+        owner: row.try_get("owner")?,
+        announced_on: row.try_get("announced_on")?,
+        version: row.try_get("version")?,
+        current_assessment_id: row.try_get("current_assessment_id")?,
+        registered_position: row.try_get("registered_position")?,
+        registered_at: row.try_get("registered_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn assessment(row: &PgRow) -> Result<AssessmentRow, sqlx::Error> {
+    Ok(AssessmentRow {
+        id: row.try_get("id")?,
+        commitment_id: row.try_get("commitment_id")?,
+        assessor: row.try_get("assessor")?,
+        assessor_kind: parse_enum(row, "assessor_kind", AssessorKind::parse)?,
+        assessed_on: row.try_get("assessed_on")?,
+        overall: parse_rating(row, "overall")?,
+        aspects: Aspects {
+            met: parse_rating(row, "met")?,
+            funding: parse_rating(row, "funding")?,
+            impact: parse_rating(row, "impact")?,
+            appropriateness: parse_rating(row, "appropriateness")?,
+        },
+        delivery_status: parse_enum(row, "delivery_status", DeliveryStatus::parse)?,
+        rationale: row.try_get("rationale")?,
+        evidence_ids: row.try_get("evidence_ids")?,
+        evaluation: row.try_get("evaluation")?,
+        cursor: cursor(row)?,
+        recorded_at: row.try_get("recorded_at")?,
+        actor: row.try_get("actor")?,
+    })
+}
+
+fn evidence(row: &PgRow) -> Result<EvidenceRow, sqlx::Error> {
+    Ok(EvidenceRow {
+        id: row.try_get("id")?,
+        commitment_ids: row.try_get("commitment_ids")?,
+        title: row.try_get("title")?,
+        summary: row.try_get("summary")?,
+        source_url: row.try_get("source_url")?,
+        submitted_by: row.try_get("submitted_by")?,
+        organisation: row.try_get("organisation")?,
+        submitted_on: row.try_get("submitted_on")?,
+        kind: parse_enum(row, "kind", EvidenceKind::parse)?,
+        retracted: row.try_get("retracted")?,
+        retraction_reason: row.try_get("retraction_reason")?,
+        retracted_on: row.try_get("retracted_on")?,
+        version: row.try_get("version")?,
+        cursor: cursor(row)?,
+        recorded_at: row.try_get("recorded_at")?,
+        actor: row.try_get("actor")?,
+    })
+}
+
+fn dispute(row: &PgRow) -> Result<DisputeRow, sqlx::Error> {
+    Ok(DisputeRow {
+        id: row.try_get("id")?,
+        assessment_id: row.try_get("assessment_id")?,
+        commitment_id: row.try_get("commitment_id")?,
+        disputed_by: row.try_get("disputed_by")?,
+        statement: row.try_get("statement")?,
+        disputed_on: row.try_get("disputed_on")?,
+        evidence_ids: row.try_get("evidence_ids")?,
+        cursor: cursor(row)?,
+        recorded_at: row.try_get("recorded_at")?,
+        actor: row.try_get("actor")?,
+    })
+}
+
+fn revision(row: &PgRow) -> Result<RevisionRow, sqlx::Error> {
+    Ok(RevisionRow {
+        commitment_id: row.try_get("commitment_id")?,
+        version: row.try_get("version")?,
+        changes: row.try_get("changes")?,
+        reason: row.try_get("reason")?,
+        effective_on: row.try_get("effective_on")?,
+        cursor: cursor(row)?,
+        recorded_at: row.try_get("recorded_at")?,
+        actor: row.try_get("actor")?,
+    })
+}
+
+fn all<T>(rows: Vec<PgRow>, f: fn(&PgRow) -> Result<T, sqlx::Error>) -> StoreResult<Vec<T>> {
+    rows.iter()
+        .map(f)
+        .collect::<Result<_, _>>()
+        .map_err(StoreError::from)
+}
+
+const COMMITMENT_COLUMNS: &str = "c.id, c.slug, c.title, c.description, c.area, c.policy_source, \
+     c.target, c.due_date, c.owner, c.announced_on, c.version, c.current_assessment_id, \
+     c.registered_position, c.registered_at, c.updated_at";
+
+// The filter shared by the list and its count: $1 area, $2 rating, $3 status.
+const COMMITMENT_FILTER: &str = "from commitments c
+     left join assessments cur on cur.id = c.current_assessment_id
+     where ($1::text is null or c.area = $1)
+       and ($2::text is null or cur.overall = $2)
+       and ($3::text is null or cur.delivery_status = $3)";
+
+/// One page of commitments in registration order, after `after` (a registration position).
+pub async fn list_commitments(
+    pool: &PgPool,
+    filter: &CommitmentFilter,
+    after: Option<i64>,
+    limit: i64,
+) -> StoreResult<Vec<CommitmentRow>> {
+    // language=PostgreSQL
+    let sql = format!(
+        "select {COMMITMENT_COLUMNS} {COMMITMENT_FILTER}
+           and c.registered_position > $4
+         order by c.registered_position limit $5"
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(&filter.area)
+        .bind(filter.rating.map(Rating::as_str))
+        .bind(filter.delivery_status.map(DeliveryStatus::as_str))
+        .bind(after.unwrap_or(0))
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    all(rows, commitment)
+}
+
+/// How many commitments match `filter`.
+pub async fn count_commitments(pool: &PgPool, filter: &CommitmentFilter) -> StoreResult<i64> {
+    // language=PostgreSQL
+    let sql = format!("select count(*) {COMMITMENT_FILTER}");
+    Ok(sqlx::query_scalar(AssertSqlSafe(sql))
+        .bind(&filter.area)
+        .bind(filter.rating.map(Rating::as_str))
+        .bind(filter.delivery_status.map(DeliveryStatus::as_str))
+        .fetch_one(pool)
+        .await?)
+}
+
+/// Commitments by id (any order).
+pub async fn commitments_by_ids(pool: &PgPool, ids: &[Uuid]) -> StoreResult<Vec<CommitmentRow>> {
+    // language=PostgreSQL
+    let sql = format!("select {COMMITMENT_COLUMNS} from commitments c where c.id = any($1)");
+    all(
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(ids)
+            .fetch_all(pool)
+            .await?,
+        commitment,
+    )
+}
+
+/// A commitment by slug.
+pub async fn commitment_by_slug(pool: &PgPool, slug: &str) -> StoreResult<Option<CommitmentRow>> {
+    // language=PostgreSQL
+    let sql = format!("select {COMMITMENT_COLUMNS} from commitments c where c.slug = $1");
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(slug)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.as_ref().map(commitment).transpose()?)
+}
+
+const ASSESSMENT_COLUMNS: &str = "id, commitment_id, assessor, assessor_kind, assessed_on, overall, \
+     met, funding, impact, appropriateness, delivery_status, rationale, evidence_ids, evaluation, \
+     position, transaction_id, recorded_at, actor";
+
+/// Every assessment of the given commitments, each commitment's in timeline order
+/// (assessed_on, then position).
+pub async fn assessments_for(
+    pool: &PgPool,
+    commitment_ids: &[Uuid],
+) -> StoreResult<Vec<AssessmentRow>> {
+    // language=PostgreSQL
+    let sql = format!(
+        "select {ASSESSMENT_COLUMNS} from assessments where commitment_id = any($1)
+         order by commitment_id, assessed_on, position"
+    );
+    all(
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(commitment_ids)
+            .fetch_all(pool)
+            .await?,
+        assessment,
+    )
+}
+
+/// The commitment an assessment belongs to.
+pub async fn assessment_commitment(
+    pool: &PgPool,
+    assessment_id: Uuid,
+) -> StoreResult<Option<Uuid>> {
+    // language=PostgreSQL
+    Ok(
+        sqlx::query_scalar("select commitment_id from assessments where id = $1")
+            .bind(assessment_id)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+const EVIDENCE_COLUMNS: &str = "e.id, e.commitment_ids, e.title, e.summary, e.source_url, \
+     e.submitted_by, e.organisation, e.submitted_on, e.kind, e.retracted, e.retraction_reason, \
+     e.retracted_on, e.version, e.position, e.transaction_id, e.recorded_at, e.actor";
+
+/// Evidence concerning the given commitments, as (commitment id, evidence), each
+/// commitment's in submission order.
+pub async fn evidence_for(
+    pool: &PgPool,
+    commitment_ids: &[Uuid],
+) -> StoreResult<Vec<(Uuid, EvidenceRow)>> {
+    // language=PostgreSQL
+    let sql = format!(
+        "select ec.commitment_id as for_commitment, {EVIDENCE_COLUMNS}
+         from evidence_commitments ec join evidence e on e.id = ec.evidence_id
+         where ec.commitment_id = any($1)
+         order by ec.commitment_id, e.submitted_on, e.position"
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(commitment_ids)
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("for_commitment")?, evidence(r)?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// Evidence by id (any order).
+pub async fn evidence_by_ids(pool: &PgPool, ids: &[Uuid]) -> StoreResult<Vec<EvidenceRow>> {
+    // language=PostgreSQL
+    let sql = format!("select {EVIDENCE_COLUMNS} from evidence e where e.id = any($1)");
+    all(
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(ids)
+            .fetch_all(pool)
+            .await?,
+        evidence,
+    )
+}
+
+/// Disputes of the given assessments, in the order recorded.
+pub async fn disputes_for(pool: &PgPool, assessment_ids: &[Uuid]) -> StoreResult<Vec<DisputeRow>> {
+    // language=PostgreSQL
+    let rows = sqlx::query(
+        "select id, assessment_id, commitment_id, disputed_by, statement, disputed_on,
+                evidence_ids, position, transaction_id, recorded_at, actor
+         from disputes where assessment_id = any($1) order by position",
+    )
+    .bind(assessment_ids)
+    .fetch_all(pool)
+    .await?;
+    all(rows, dispute)
+}
+
+/// A dispute by id.
+pub async fn dispute_by_id(pool: &PgPool, id: Uuid) -> StoreResult<Option<DisputeRow>> {
+    // language=PostgreSQL
+    let row = sqlx::query(
+        "select id, assessment_id, commitment_id, disputed_by, statement, disputed_on,
+                evidence_ids, position, transaction_id, recorded_at, actor
+         from disputes where id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.as_ref().map(dispute).transpose()?)
+}
+
+/// Revisions of the given commitments, each commitment's in version order.
+pub async fn revisions_for(
+    pool: &PgPool,
+    commitment_ids: &[Uuid],
+) -> StoreResult<Vec<RevisionRow>> {
+    // language=PostgreSQL
+    let rows = sqlx::query(
+        "select commitment_id, version, changes, reason, effective_on, position, transaction_id,
+                recorded_at, actor
+         from revisions where commitment_id = any($1) order by commitment_id, version",
+    )
+    .bind(commitment_ids)
+    .fetch_all(pool)
+    .await?;
+    all(rows, revision)
+}
+
+/// Which of `ids` are streams of `stream_type`, with the evidence retraction flag.
+pub async fn existing_streams(
+    conn: &mut sqlx::PgConnection,
+    commitment_ids: &[Uuid],
+    evidence_ids: &[Uuid],
+) -> StoreResult<crate::domain::References> {
+    use crate::domain::{EvidenceStatus, References};
+    let mut refs = References::default();
+    if commitment_ids.is_empty() && evidence_ids.is_empty() {
+        return Ok(refs);
+    }
+    // language=PostgreSQL
+    let rows: Vec<(Uuid, String, Option<bool>)> = sqlx::query_as(
+        "select c.id, 'commitment', null::boolean from commitments c where c.id = any($1)
+         union all
+         select e.id, 'evidence', e.retracted from evidence e where e.id = any($2)",
+    )
+    .bind(commitment_ids)
+    .bind(evidence_ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (id, kind, retracted) in rows {
+        if kind == "commitment" {
+            refs.commitments.insert(id);
+        } else {
+            let status = if retracted.unwrap_or(false) {
+                EvidenceStatus::Retracted
+            } else {
+                EvidenceStatus::Current
+            };
+            refs.evidence.insert(id, status);
+        }
+    }
+    Ok(refs)
+}
+
+/// The visibility horizon: every transaction with a lower id has committed or aborted, so
+/// reading below it in (transaction id, position) order can never skip a late commit.
+pub(crate) const BELOW_HORIZON: &str =
+    "transaction_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
+
+/// Events after `after` in committed order, optionally of one stream and of some types.
+pub async fn events_after(
+    pool: &PgPool,
+    after: EventCursor,
+    limit: i64,
+    stream_id: Option<Uuid>,
+    types: Option<&[String]>,
+) -> StoreResult<Vec<StoredEvent>> {
+    // language=PostgreSQL
+    let sql = format!(
+        "select {EVENT_COLUMNS} from events
+         where (transaction_id, position) > ($1, $2) and {BELOW_HORIZON}
+           and ($3::uuid is null or stream_id = $3)
+           and ($4::text[] is null or event_type = any($4))
+         order by transaction_id, position limit $5"
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(after.transaction_id)
+        .bind(after.position)
+        .bind(stream_id)
+        .bind(types)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    all(rows, StoredEvent::from_row)
+}
+
+/// A commitment's history: its own events and those of evidence that concerns it, in
+/// committed order, after `after`.
+pub async fn history_after(
+    pool: &PgPool,
+    commitment_id: Uuid,
+    after: EventCursor,
+    limit: i64,
+) -> StoreResult<Vec<StoredEvent>> {
+    // language=PostgreSQL
+    let sql = format!(
+        "select {EVENT_COLUMNS} from events
+         where (stream_id = $1 or stream_id in (
+                    select evidence_id from evidence_commitments where commitment_id = $1))
+           and (transaction_id, position) > ($2, $3) and {BELOW_HORIZON}
+         order by transaction_id, position limit $4"
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(commitment_id)
+        .bind(after.transaction_id)
+        .bind(after.position)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    all(rows, StoredEvent::from_row)
+}
+
+/// How many events a commitment's history holds.
+pub async fn history_count(pool: &PgPool, commitment_id: Uuid) -> StoreResult<i64> {
+    // language=PostgreSQL
+    Ok(sqlx::query_scalar(
+        "select count(*) from events
+         where stream_id = $1 or stream_id in (
+                    select evidence_id from evidence_commitments where commitment_id = $1)",
+    )
+    .bind(commitment_id)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// How many events match the `events` query's filters.
+pub async fn events_count(
+    pool: &PgPool,
+    stream_id: Option<Uuid>,
+    types: Option<&[String]>,
+) -> StoreResult<i64> {
+    // language=PostgreSQL
+    Ok(sqlx::query_scalar(
+        "select count(*) from events
+         where ($1::uuid is null or stream_id = $1) and ($2::text[] is null or event_type = any($2))",
+    )
+    .bind(stream_id)
+    .bind(types)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// One event by id.
+pub async fn event_by_id(pool: &PgPool, event_id: Uuid) -> StoreResult<Option<StoredEvent>> {
+    // language=PostgreSQL
+    let sql = format!("select {EVENT_COLUMNS} from events where event_id = $1");
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(event_id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.as_ref().map(StoredEvent::from_row).transpose()?)
+}
+
+/// For the scorecard: every commitment in `area` with its current overall rating and status.
+pub async fn scorecard_rows(
+    pool: &PgPool,
+    area: Option<&str>,
+) -> StoreResult<Vec<(Uuid, Option<Rating>, Option<DeliveryStatus>)>> {
+    // language=PostgreSQL
+    let rows: Vec<(Uuid, Option<String>, Option<String>)> = sqlx::query_as(
+        "select c.id, cur.overall, cur.delivery_status
+         from commitments c left join assessments cur on cur.id = c.current_assessment_id
+         where ($1::text is null or c.area = $1)
+         order by c.registered_position",
+    )
+    .bind(area)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, r, s)| {
+            (
+                id,
+                r.as_deref().and_then(Rating::parse),
+                s.as_deref().and_then(DeliveryStatus::parse),
+            )
+        })
+        .collect())
+}
