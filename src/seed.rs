@@ -61,6 +61,8 @@ pub struct SeedCommitment {
     pub announced_on: NaiveDate,
     /// How the date was established, where the source does not give it exactly.
     pub date_note: Option<String>,
+    /// A caveat on the sourcing (kept for readers; not imported).
+    pub note: Option<String>,
 }
 
 /// Evidence in the seed.
