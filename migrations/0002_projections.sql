@@ -21,7 +21,11 @@ create table commitments (
     -- Registration order: the stable order of lists and their page cursors.
     registered_position   bigint not null unique,
     registered_at   timestamptz not null,
-    updated_at      timestamptz not null
+    updated_at      timestamptz not null,
+    -- The cursor of the commitment's latest event: a client that has read this state
+    -- subscribes `after` it and misses nothing.
+    last_transaction_id bigint not null,
+    last_position       bigint not null
 );
 create index commitments_area on commitments (area, registered_position);
 

@@ -380,6 +380,17 @@ impl Commands {
         let actor = ctx.actor.name.as_str();
         let mut tx = self.pool.begin().await?;
 
+        // The stream lock comes first: nothing before it may write (see `lock_stream`).
+        let head = if target.creates {
+            event_store::new_stream(&mut tx, target.stream_id, target.stream_type).await?
+        } else {
+            event_store::lock_stream(&mut tx, target.stream_id, target.stream_type)
+                .await?
+                .ok_or(DomainError::NotFound {
+                    what: target.stream_type.as_str(),
+                    id: target.stream_id,
+                })?
+        };
         if let Some(key) = &ctx.idempotency_key {
             match idempotency::claim(&mut tx, actor, key, &idempotency::command_hash(kind, &body))
                 .await?
@@ -400,16 +411,6 @@ impl Commands {
             }
         }
 
-        let head = if target.creates {
-            event_store::new_stream(&mut tx, target.stream_id, target.stream_type).await?
-        } else {
-            event_store::lock_stream(&mut tx, target.stream_id, target.stream_type)
-                .await?
-                .ok_or(DomainError::NotFound {
-                    what: target.stream_type.as_str(),
-                    id: target.stream_id,
-                })?
-        };
         check_expected_version(target.expected_version, head.version)?;
 
         let history = if target.creates {

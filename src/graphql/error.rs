@@ -169,6 +169,7 @@ pub fn normalise(errors: &mut [async_graphql::ServerError]) {
         let client_fault = err.path.is_empty()
             || err.message.starts_with("Failed to parse")
             || err.message.starts_with("Invalid value")
+            || err.message.starts_with("Expected input type")
             || err.message.contains("argument");
         let code = if client_fault {
             "BAD_USER_INPUT"

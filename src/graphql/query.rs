@@ -28,10 +28,10 @@ impl Query {
         area: Option<String>,
         rating: Option<Rating>,
         delivery_status: Option<DeliveryStatus>,
-        #[graphql(default = 50)] first: i32,
+        #[graphql(desc = "Page size (default 50, at most 500).")] first: Option<i32>,
         after: Option<String>,
     ) -> ApiResult<CommitmentConnection> {
-        let limit = page_size(first)?;
+        let limit = page_size(first.unwrap_or(50))?;
         let after = after.as_deref().map(ListCursor::decode).transpose().api()?;
         let filter = CommitmentFilter {
             area,
@@ -109,11 +109,11 @@ impl Query {
         &self,
         ctx: &Context<'_>,
         after: Option<String>,
-        #[graphql(default = 100)] first: i32,
+        #[graphql(desc = "Page size (default 100, at most 500).")] first: Option<i32>,
         stream_id: Option<ID>,
         types: Option<Vec<String>>,
     ) -> ApiResult<EventConnection> {
-        let limit = page_size(first)?;
+        let limit = page_size(first.unwrap_or(100))?;
         let after = after
             .as_deref()
             .map(EventCursor::decode)

@@ -162,6 +162,10 @@ impl Commitment {
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
+    /// The place of its latest event in the log: subscribe `after` it to miss nothing since.
+    async fn cursor(&self) -> String {
+        self.0.cursor.encode()
+    }
     /// The verdict in force: the latest by `assessedOn` (ties: the later recorded), optionally
     /// only among assessors of one kind.
     async fn current_assessment(

@@ -147,7 +147,19 @@ pub struct StreamHead {
     pub now: DateTime<Utc>,
 }
 
+/// The advisory-lock key of a stream: its UUID folded to 64 bits. A collision only makes two
+/// streams' appends wait for each other.
+fn lock_key(stream_id: Uuid) -> i64 {
+    let v = stream_id.as_u128();
+    ((v >> 64) as u64 ^ v as u64) as i64
+}
+
 /// Locks an existing stream for appending. `None` if there is no such stream of that type.
+///
+/// The lock is a transaction-scoped advisory lock, taken before the transaction writes
+/// anything. Postgres assigns a transaction id at the first write, so a writer that waited
+/// for the lock gets a higher id than the one it waited for: within a stream, committed
+/// order (transaction id, position) is always version order.
 pub async fn lock_stream(
     conn: &mut PgConnection,
     stream_id: Uuid,
@@ -155,25 +167,25 @@ pub async fn lock_stream(
 ) -> StoreResult<Option<StreamHead>> {
     // language=PostgreSQL
     let row = sqlx::query(
-        "with s as (
-             select version, last_hash from streams
-             where stream_id = $1 and stream_type = $2
-             for update
-         )
-         select (select version from s) as version, (select last_hash from s) as last_hash,
-                clock_timestamp() as now",
+        "with l as materialized (select pg_advisory_xact_lock($3))
+         select s.version, s.last_hash, clock_timestamp() as now
+         from l left join streams s on s.stream_id = $1 and s.stream_type = $2",
     )
     .bind(stream_id)
     .bind(stream_type.as_str())
+    .bind(lock_key(stream_id))
     .fetch_one(&mut *conn)
     .await?;
     let version: Option<i32> = row.try_get("version")?;
-    Ok(version.map(|version| StreamHead {
+    let Some(version) = version else {
+        return Ok(None);
+    };
+    Ok(Some(StreamHead {
         stream_id,
         stream_type,
         version,
-        last_hash: row.try_get("last_hash").ok(),
-        now: row.try_get("now").unwrap_or_else(|_| Utc::now()),
+        last_hash: row.try_get("last_hash")?,
+        now: row.try_get("now")?,
     }))
 }
 

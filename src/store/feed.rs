@@ -131,30 +131,44 @@ impl Feed {
 
     /// Runs the reader until `shutdown` resolves.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
-        let listener = tokio::spawn(listen(self.pool.clone(), self.shared.clone()));
+        let listener = tokio::spawn(
+            listen(self.pool.clone(), self.shared.clone())
+                .instrument(tracing::info_span!("feed_listener")),
+        );
         let mut shutdown = std::pin::pin!(shutdown);
+        let mut retry = None;
         loop {
+            // While committed events wait behind the horizon (an older transaction is still
+            // open somewhere in the cluster), look again soon rather than at the next poll.
+            let wait = retry.unwrap_or(self.settings.poll_interval);
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = self.shared.wake.notified() => {}
-                _ = tokio::time::sleep(self.settings.poll_interval) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
-            self.read_new()
+            let pending = self
+                .read_new()
                 .instrument(tracing::info_span!("feed_reader"))
                 .await;
+            retry = match (pending, retry) {
+                (false, _) => None,
+                (true, None) => Some(Duration::from_millis(5)),
+                (true, Some(d)) => Some((d * 2).min(Duration::from_millis(200))),
+            };
         }
         listener.abort();
     }
 
-    async fn read_new(&self) {
+    /// Publishes every event below the horizon after the head. Returns true when committed
+    /// events exist beyond the horizon (so another read is due soon), or the read failed.
+    async fn read_new(&self) -> bool {
         loop {
             let after = self.head();
             let page = match read::events_after(&self.pool, after, PAGE, None, None).await {
                 Ok(page) => page,
                 Err(e) => {
                     tracing::warn!(error = %e, "feed read failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    return;
+                    return true;
                 }
             };
             let full = page.len() as i64 == PAGE;
@@ -165,7 +179,9 @@ impl Feed {
                 let _ = self.shared.sender.send(Arc::new(event));
             }
             if !full {
-                return;
+                return read::events_beyond_horizon(&self.pool, self.head())
+                    .await
+                    .unwrap_or(true);
             }
         }
     }

@@ -27,8 +27,9 @@ pub async fn apply(
             sqlx::query(
                 "insert into commitments (id, slug, title, description, area, policy_source, target,
                                           due_date, owner, announced_on, version,
-                                          registered_position, registered_at, updated_at)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
+                                          registered_position, registered_at, updated_at,
+                                          last_transaction_id, last_position)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $12)",
             )
             .bind(stored.stream_id)
             .bind(&e.slug)
@@ -43,6 +44,7 @@ pub async fn apply(
             .bind(stored.version)
             .bind(stored.position)
             .bind(stored.recorded_at)
+            .bind(stored.transaction_id)
             .execute(&mut *conn)
             .await
             .map_err(|err| match unique_violation(&err).as_deref() {
@@ -88,7 +90,8 @@ pub async fn apply(
             sqlx::query(
                 "update commitments set title = coalesce($2, title),
                         description = coalesce($3, description), target = coalesce($4, target),
-                        due_date = coalesce($5, due_date), version = $6, updated_at = $7
+                        due_date = coalesce($5, due_date), version = $6, updated_at = $7,
+                        last_transaction_id = $8, last_position = $9
                  where id = $1",
             )
             .bind(stored.stream_id)
@@ -98,6 +101,8 @@ pub async fn apply(
             .bind(e.due_date)
             .bind(stored.version)
             .bind(stored.recorded_at)
+            .bind(stored.transaction_id)
+            .bind(stored.position)
             .execute(&mut *conn)
             .await?;
             // language=PostgreSQL
@@ -155,6 +160,7 @@ pub async fn apply(
             sqlx::query(
                 "update commitments c
                     set version = $2, updated_at = $3,
+                        last_transaction_id = $7, last_position = $6,
                         current_assessment_id = case
                             when c.current_assessment_id is null or not exists (
                                 select 1 from assessments a
@@ -169,6 +175,7 @@ pub async fn apply(
             .bind(e.assessment_id)
             .bind(e.assessed_on)
             .bind(stored.position)
+            .bind(stored.transaction_id)
             .execute(&mut *conn)
             .await?;
         }
@@ -249,11 +256,17 @@ pub async fn apply(
 
 async fn bump_commitment(conn: &mut PgConnection, stored: &StoredEvent) -> StoreResult<()> {
     // language=PostgreSQL
-    sqlx::query("update commitments set version = $2, updated_at = $3 where id = $1")
-        .bind(stored.stream_id)
-        .bind(stored.version)
-        .bind(stored.recorded_at)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "update commitments set version = $2, updated_at = $3, last_transaction_id = $4,
+                last_position = $5
+         where id = $1",
+    )
+    .bind(stored.stream_id)
+    .bind(stored.version)
+    .bind(stored.recorded_at)
+    .bind(stored.transaction_id)
+    .bind(stored.position)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }

@@ -45,6 +45,8 @@ pub struct CommitmentRow {
     pub registered_at: DateTime<Utc>,
     /// When last changed (transaction time).
     pub updated_at: DateTime<Utc>,
+    /// Where its latest event sits in the log.
+    pub cursor: EventCursor,
 }
 
 /// An assessment.
@@ -211,6 +213,10 @@ fn commitment(row: &PgRow) -> Result<CommitmentRow, sqlx::Error> {
         registered_position: row.try_get("registered_position")?,
         registered_at: row.try_get("registered_at")?,
         updated_at: row.try_get("updated_at")?,
+        cursor: EventCursor {
+            transaction_id: row.try_get("last_transaction_id")?,
+            position: row.try_get("last_position")?,
+        },
     })
 }
 
@@ -296,7 +302,7 @@ fn all<T>(rows: Vec<PgRow>, f: fn(&PgRow) -> Result<T, sqlx::Error>) -> StoreRes
 
 const COMMITMENT_COLUMNS: &str = "c.id, c.slug, c.title, c.description, c.area, c.policy_source, \
      c.target, c.due_date, c.owner, c.announced_on, c.version, c.current_assessment_id, \
-     c.registered_position, c.registered_at, c.updated_at";
+     c.registered_position, c.registered_at, c.updated_at, c.last_transaction_id, c.last_position";
 
 // The filter shared by the list and its count: $1 area, $2 rating, $3 status.
 const COMMITMENT_FILTER: &str = "from commitments c
@@ -529,6 +535,20 @@ pub async fn existing_streams(
 pub(crate) const BELOW_HORIZON: &str =
     "transaction_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
 
+/// Whether committed events after `after` exist that are not yet below the horizon.
+pub async fn events_beyond_horizon(pool: &PgPool, after: EventCursor) -> StoreResult<bool> {
+    // language=PostgreSQL
+    let sql = format!(
+        "select exists(select 1 from events
+                       where (transaction_id, position) > ($1, $2) and not ({BELOW_HORIZON}))"
+    );
+    Ok(sqlx::query_scalar(AssertSqlSafe(sql))
+        .bind(after.transaction_id)
+        .bind(after.position)
+        .fetch_one(pool)
+        .await?)
+}
+
 /// Events after `after` in committed order, optionally of one stream and of some types.
 pub async fn events_after(
     pool: &PgPool,
@@ -558,6 +578,10 @@ pub async fn events_after(
 
 /// A commitment's history: its own events and those of evidence that concerns it, in
 /// committed order, after `after`.
+///
+/// Unlike the log-wide [`events_after`], this reads every committed event, not only those
+/// below the horizon, so a client sees its own write at once. Within the commitment's own
+/// stream the order is version order (see `event_store::lock_stream`).
 pub async fn history_after(
     pool: &PgPool,
     commitment_id: Uuid,
@@ -569,7 +593,7 @@ pub async fn history_after(
         "select {EVENT_COLUMNS} from events
          where (stream_id = $1 or stream_id in (
                     select evidence_id from evidence_commitments where commitment_id = $1))
-           and (transaction_id, position) > ($2, $3) and {BELOW_HORIZON}
+           and (transaction_id, position) > ($2, $3)
          order by transaction_id, position limit $4"
     );
     let rows = sqlx::query(AssertSqlSafe(sql))

@@ -1,0 +1,9 @@
+//! API tests: a real server over real HTTP and WebSocket, a fresh database per test.
+
+mod helpers;
+mod immutability;
+mod seed;
+mod session;
+mod statements;
+mod subscriptions;
+mod writes;

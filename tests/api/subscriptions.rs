@@ -1,0 +1,304 @@
+//! Subscriptions over a real WebSocket (`graphql-transport-ws`), served from the live feed.
+
+use crate::helpers::{SUBMIT, TestApp, spawn_app};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for a message before failing (never a synchronisation sleep).
+const PATIENCE: Duration = Duration::from_secs(20);
+
+struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Client {
+    /// Opens a `graphql-transport-ws` connection, sending `payload` in `connection_init`.
+    async fn open(app: &TestApp, payload: Value) -> Result<Self, Value> {
+        let mut request = app.ws_url().into_client_request().unwrap();
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        let (ws, response) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("WebSocket upgrade");
+        assert_eq!(
+            response.headers().get("sec-websocket-protocol").unwrap(),
+            "graphql-transport-ws"
+        );
+        let mut client = Self { ws };
+        client
+            .send(json!({ "type": "connection_init", "payload": payload }))
+            .await;
+        let ack = client.receive().await;
+        if ack["type"] == "connection_ack" {
+            Ok(client)
+        } else {
+            Err(ack)
+        }
+    }
+
+    async fn send(&mut self, message: Value) {
+        self.ws
+            .send(Message::text(message.to_string()))
+            .await
+            .unwrap();
+    }
+
+    /// The next protocol message (pings are answered and skipped). A closed socket yields
+    /// `{"type": "closed", ...}`.
+    async fn receive(&mut self) -> Value {
+        loop {
+            let message = tokio::time::timeout(PATIENCE, self.ws.next())
+                .await
+                .expect("a message within the patience window");
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    let value: Value = serde_json::from_str(text.as_str()).unwrap();
+                    if value["type"] == "ping" {
+                        self.send(json!({ "type": "pong" })).await;
+                        continue;
+                    }
+                    return value;
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return json!({ "type": "closed", "reason": frame.map(|f| f.reason.to_string()) });
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return json!({ "type": "closed", "reason": e.to_string() }),
+                None => return json!({ "type": "closed" }),
+            }
+        }
+    }
+
+    async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        self.send(json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } }))
+            .await;
+    }
+
+    /// The data of the next `next` message for subscription `id`.
+    async fn next_data(&mut self, id: &str) -> Value {
+        let message = self.receive().await;
+        assert_eq!(message["type"], "next", "{message}");
+        assert_eq!(message["id"], id);
+        assert!(message["payload"].get("errors").is_none(), "{message}");
+        message["payload"]["data"].clone()
+    }
+}
+
+const RATING_CHANGED: &str = "subscription($c: ID, $after: String) {
+    ratingChanged(commitmentId: $c, after: $after) {
+        id overall assessedOn cursor actor previous { id overall } commitment { slug }
+    }
+}";
+
+/// The cursor of a commitment's latest event: subscribing after it delivers only what comes
+/// next.
+async fn cursor_of(app: &TestApp, commitment_id: &str) -> String {
+    let data = app
+        .ok(
+            "query($id: ID!) { commitment(id: $id) { cursor } }",
+            json!({ "id": commitment_id }),
+        )
+        .await;
+    data["commitment"]["cursor"].as_str().unwrap().to_owned()
+}
+
+fn bearer(app: &TestApp) -> Value {
+    json!({ "Authorization": format!("Bearer {}", app.admin_token) })
+}
+
+#[tokio::test]
+async fn a_rating_changed_subscriber_receives_an_assessment_made_after_it_subscribed() {
+    let app = spawn_app().await;
+    let id = app.register("integrated-care-records").await;
+    let mut client = Client::open(&app, bearer(&app)).await.unwrap();
+    // Subscribing after the commitment's cursor makes the test independent of when the server
+    // registers the subscription: nothing after it can be missed.
+    let after = cursor_of(&app, &id).await;
+    client
+        .subscribe("1", RATING_CHANGED, json!({ "c": id, "after": after }))
+        .await;
+
+    let first = app.assess(&id, "INADEQUATE", "2023-02-17").await;
+    let got = client.next_data("1").await;
+    assert_eq!(got["ratingChanged"]["id"], first["id"]);
+    assert_eq!(got["ratingChanged"]["overall"], "INADEQUATE");
+    assert_eq!(got["ratingChanged"]["cursor"], first["cursor"]);
+    assert_eq!(got["ratingChanged"]["actor"], "test-admin");
+    assert_eq!(
+        got["ratingChanged"]["commitment"]["slug"],
+        "integrated-care-records"
+    );
+    assert!(got["ratingChanged"]["previous"].is_null());
+
+    // An unchanged overall rating is still a new verdict, and is delivered.
+    let second = app.assess(&id, "INADEQUATE", "2024-02-17").await;
+    let got = client.next_data("1").await;
+    assert_eq!(got["ratingChanged"]["id"], second["id"]);
+    assert_eq!(got["ratingChanged"]["previous"]["id"], first["id"]);
+}
+
+#[tokio::test]
+async fn a_live_subscriber_without_a_cursor_gets_every_assessment_from_the_first_it_sees() {
+    let app = spawn_app().await;
+    let id = app.register("nhs-app-registration").await;
+    let mut client = Client::open(&app, json!({})).await.unwrap();
+    client.subscribe("live", RATING_CHANGED, json!({})).await;
+    // Without a cursor the subscription starts whenever the server registers it. Keep making
+    // assessments until one arrives; from then on none may be skipped.
+    let mut made = Vec::new();
+    let first_seen = loop {
+        made.push(app.assess(&id, "GOOD", "2023-02-17").await["id"].clone());
+        let next = tokio::time::timeout(Duration::from_millis(500), client.receive()).await;
+        if let Ok(message) = next {
+            break message["payload"]["data"]["ratingChanged"]["id"].clone();
+        }
+        assert!(made.len() < 40, "no assessment reached the subscriber");
+    };
+    // Everything made after the first one seen arrives next, in order; then each new one.
+    let seen_at = made
+        .iter()
+        .position(|m| *m == first_seen)
+        .expect("one of ours");
+    for pending in &made[seen_at + 1..] {
+        assert_eq!(
+            &client.next_data("live").await["ratingChanged"]["id"],
+            pending
+        );
+    }
+    for _ in 0..3 {
+        let next = app.assess(&id, "GOOD", "2023-02-17").await["id"].clone();
+        assert_eq!(client.next_data("live").await["ratingChanged"]["id"], next);
+    }
+}
+
+#[tokio::test]
+async fn a_subscriber_with_an_old_cursor_gets_the_backlog_then_live_events_in_order_once_each() {
+    let app = spawn_app().await;
+    let id = app.register("epr-all-trusts").await;
+    let after = cursor_of(&app, &id).await;
+    let mut expected = Vec::new();
+    for year in 2022..2025 {
+        expected.push(
+            app.assess(&id, "INADEQUATE", &format!("{year}-07-01"))
+                .await["id"]
+                .clone(),
+        );
+    }
+    let mut client = Client::open(&app, json!({})).await.unwrap();
+    client
+        .subscribe("s", RATING_CHANGED, json!({ "after": after }))
+        .await;
+    for year in 2025..2027 {
+        expected.push(app.assess(&id, "GOOD", &format!("{year}-07-01")).await["id"].clone());
+    }
+    let mut got = Vec::new();
+    let mut cursors = Vec::new();
+    for _ in 0..expected.len() {
+        let data = client.next_data("s").await;
+        got.push(data["ratingChanged"]["id"].clone());
+        cursors.push(data["ratingChanged"]["cursor"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(got, expected);
+    let mut sorted = cursors.clone();
+    sorted.sort();
+    assert_eq!(cursors, sorted, "delivered in cursor order");
+    // Nothing more is pending: the next message is for the next change.
+    let last = app.assess(&id, "GOOD", "2027-07-01").await["id"].clone();
+    assert_eq!(client.next_data("s").await["ratingChanged"]["id"], last);
+}
+
+#[tokio::test]
+async fn evidence_and_raw_event_subscriptions_deliver_with_their_cursors() {
+    let app = spawn_app().await;
+    let a = app.register("data-for-rd").await;
+    let b = app.register("gp-data-public-support").await;
+    let after = cursor_of(&app, &b).await;
+    let mut client = Client::open(&app, bearer(&app)).await.unwrap();
+    client
+        .subscribe(
+            "ev",
+            "subscription($c: ID, $after: String) { evidenceSubmitted(commitmentId: $c, after: $after) { id title cursor } }",
+            json!({ "c": b, "after": after }),
+        )
+        .await;
+    client
+        .subscribe(
+            "all",
+            "subscription($after: String) { events(after: $after, types: [\"EvidenceSubmitted\", \"CommitmentAssessed\"]) { type streamId cursor actor } }",
+            json!({ "after": after }),
+        )
+        .await;
+    let submit = |c: &str, title: &str| json!({ "input": { "commitmentIds": [c], "title": title, "summary": "s", "submittedBy": "WEISS" } });
+    app.ok(SUBMIT, submit(&a, "About A")).await;
+    let about_b = app.ok(SUBMIT, submit(&b, "About B")).await;
+    let assessed = app.assess(&b, "INADEQUATE", "2023-02-17").await;
+
+    // The raw feed sees all three, in order; the evidence feed only B's.
+    let mut raw = Vec::new();
+    let mut evidence = Vec::new();
+    while raw.len() < 3 || evidence.is_empty() {
+        let m = client.receive().await;
+        assert_eq!(m["type"], "next", "{m}");
+        match m["id"].as_str().unwrap() {
+            "all" => raw.push(m["payload"]["data"]["events"].clone()),
+            "ev" => evidence.push(m["payload"]["data"]["evidenceSubmitted"].clone()),
+            other => panic!("unexpected subscription {other}"),
+        }
+    }
+    let types: Vec<&str> = raw.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "EvidenceSubmitted",
+            "EvidenceSubmitted",
+            "CommitmentAssessed"
+        ]
+    );
+    assert_eq!(raw[2]["cursor"], assessed["cursor"]);
+    assert_eq!(evidence.len(), 1);
+    assert_eq!(evidence[0]["id"], about_b["submitEvidence"]["id"]);
+    assert_eq!(evidence[0]["cursor"], about_b["submitEvidence"]["cursor"]);
+}
+
+#[tokio::test]
+async fn a_connection_with_an_invalid_token_is_refused() {
+    let app = spawn_app().await;
+    let refused = Client::open(&app, json!({ "Authorization": "Bearer ct_forged" })).await;
+    let Err(message) = refused else {
+        panic!("a forged token was accepted")
+    };
+    assert_ne!(message["type"], "connection_ack", "{message}");
+    assert!(
+        Client::open(&app, json!({ "token": app.admin_token }))
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_cursor_is_bad_user_input() {
+    let app = spawn_app().await;
+    let mut client = Client::open(&app, json!({})).await.unwrap();
+    client
+        .subscribe("x", RATING_CHANGED, json!({ "after": "not-a-cursor" }))
+        .await;
+    // The subscription fails at once with a coded error (as an `error`, or a `next` with errors).
+    let message = client.receive().await;
+    let errors = if message["type"] == "error" {
+        &message["payload"]
+    } else {
+        &message["payload"]["errors"]
+    };
+    assert_eq!(
+        errors[0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{message}"
+    );
+    assert_eq!(errors[0]["extensions"]["field"], "after", "{message}");
+}
