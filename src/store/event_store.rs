@@ -166,14 +166,20 @@ pub async fn lock_stream(
     stream_type: StreamType,
 ) -> StoreResult<Option<StreamHead>> {
     // language=PostgreSQL
+    sqlx::query("select pg_advisory_xact_lock($1)")
+        .bind(lock_key(stream_id))
+        .execute(&mut *conn)
+        .await?;
+    // A statement of its own: in READ COMMITTED each statement takes a new snapshot, so this
+    // one sees what the writer we waited for committed (a snapshot taken before the wait
+    // would not).
+    // language=PostgreSQL
     let row = sqlx::query(
-        "with l as materialized (select pg_advisory_xact_lock($3))
-         select s.version, s.last_hash, clock_timestamp() as now
-         from l left join streams s on s.stream_id = $1 and s.stream_type = $2",
+        "select s.version, s.last_hash, clock_timestamp() as now
+         from (select 1) one left join streams s on s.stream_id = $1 and s.stream_type = $2",
     )
     .bind(stream_id)
     .bind(stream_type.as_str())
-    .bind(lock_key(stream_id))
     .fetch_one(&mut *conn)
     .await?;
     let version: Option<i32> = row.try_get("version")?;

@@ -2,6 +2,7 @@
 
 mod helpers;
 mod immutability;
+mod schema;
 mod seed;
 mod session;
 mod statements;

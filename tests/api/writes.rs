@@ -275,3 +275,31 @@ async fn commands_on_unknown_ids_are_not_found() {
         .await;
     assert!(data["commitment"].is_null() && data["evidence"].is_null());
 }
+
+#[tokio::test]
+async fn concurrent_writers_without_an_expected_version_all_succeed_in_sequence() {
+    let app = spawn_app().await;
+    let id = app.register("digital-social-care-records").await;
+    let input = assessment_input(&id);
+    let results = futures_util::future::join_all((0..8).map(|_| {
+        app.post(
+            ASSESS,
+            json!({ "input": input.clone() }),
+            Some(&app.admin_token),
+        )
+    }))
+    .await;
+    for (_, body) in &results {
+        assert!(body.get("errors").is_none(), "{body}");
+    }
+    let versions: Vec<i64> = sqlx::query_scalar("select version::bigint from events where stream_id = $1::uuid order by transaction_id, position")
+        .bind(&id)
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        versions,
+        (1..=9).collect::<Vec<_>>(),
+        "committed order is version order"
+    );
+}

@@ -1,0 +1,251 @@
+//! Store tests on a fresh database each: the hash chain, appends, and committed-order reads.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use commitment_tracker::commands::Commands;
+use commitment_tracker::domain::DomainEvent;
+use commitment_tracker::domain::StreamType;
+use commitment_tracker::domain::evidence::{EvidenceEvent, EvidenceRetracted, EvidenceSubmitted};
+use commitment_tracker::domain::rating::EvidenceKind;
+use commitment_tracker::seed;
+use commitment_tracker::store::chain;
+use commitment_tracker::store::cursor::EventCursor;
+use commitment_tracker::store::event_store::{self, Metadata};
+use commitment_tracker::store::feed::{EventFilter, Feed, FeedSettings};
+use commitment_tracker::store::{self, read};
+use common::TestDatabase;
+use futures_util::StreamExt;
+use sqlx::PgPool;
+use std::path::Path;
+use std::time::Duration;
+use uuid::Uuid;
+
+async fn fresh() -> (TestDatabase, PgPool) {
+    let db = TestDatabase::create().await;
+    let pool = store::connect(&db.url, 10).await.unwrap();
+    store::migrate(&pool).await.unwrap();
+    (db, pool)
+}
+
+fn metadata() -> Metadata {
+    Metadata {
+        actor: "store-test".into(),
+        role: "admin".into(),
+        request_id: None,
+        idempotency_key: None,
+    }
+}
+
+fn submitted(title: &str) -> (DomainEvent, chrono::NaiveDate) {
+    let on = chrono::NaiveDate::from_ymd_opt(2023, 2, 17).unwrap();
+    let event = DomainEvent::Evidence(EvidenceEvent::Submitted(EvidenceSubmitted {
+        commitment_ids: vec![Uuid::now_v7()],
+        title: title.into(),
+        summary: "s".into(),
+        source_url: None,
+        submitted_by: "x".into(),
+        organisation: None,
+        submitted_on: on,
+        kind: EvidenceKind::Other,
+    }));
+    (event, on)
+}
+
+async fn import_seed(pool: &PgPool) {
+    let file = seed::load(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/nhs-digitisation.json"
+    )))
+    .unwrap();
+    let feed = Feed::new(pool.clone(), FeedSettings::default())
+        .await
+        .unwrap();
+    seed::import(&Commands::new(pool.clone(), feed), &file)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn every_stored_hash_recomputes_from_its_predecessor_and_streams_hold_the_chain_head() {
+    let (_db, pool) = fresh().await;
+    import_seed(&pool).await;
+    let streams: Vec<(Uuid, i32, Vec<u8>)> =
+        sqlx::query_as("select stream_id, version, last_hash from streams")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        streams.len(),
+        28,
+        "11 commitments and 17 pieces of evidence"
+    );
+    let mut checked = 0;
+    for (stream_id, version, last_hash) in streams {
+        let mut conn = pool.acquire().await.unwrap();
+        let events = event_store::load_stream(&mut conn, stream_id)
+            .await
+            .unwrap();
+        assert_eq!(events.len() as i32, version);
+        let mut previous: Option<Vec<u8>> = None;
+        for (i, e) in events.iter().enumerate() {
+            assert_eq!(e.version, i as i32 + 1, "no gaps");
+            assert_eq!(e.previous_hash, previous);
+            assert_eq!(
+                chain::link(previous.as_deref(), &e.chain_input()).to_vec(),
+                e.hash
+            );
+            e.decode().expect("every stored payload decodes");
+            previous = Some(e.hash.clone());
+            checked += 1;
+        }
+        assert_eq!(previous, Some(last_hash));
+    }
+    assert_eq!(checked, 49);
+}
+
+#[tokio::test]
+async fn a_changed_payload_no_longer_matches_its_hash() {
+    let (_db, pool) = fresh().await;
+    import_seed(&pool).await;
+    let mut conn = pool.acquire().await.unwrap();
+    let stream: Uuid = sqlx::query_scalar(
+        "select stream_id from events where event_type = 'CommitmentAssessed' limit 1",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    let events = event_store::load_stream(&mut conn, stream).await.unwrap();
+    let mut tampered = events.last().unwrap().clone();
+    tampered.payload["overall"] = serde_json::json!("OUTSTANDING");
+    let recomputed = chain::link(tampered.previous_hash.as_deref(), &tampered.chain_input());
+    assert_ne!(recomputed.to_vec(), tampered.hash);
+}
+
+#[tokio::test]
+async fn a_second_writer_waits_for_the_stream_lock_and_sees_the_first_ones_version() {
+    let (_db, pool) = fresh().await;
+    let stream_id = Uuid::now_v7();
+    let mut tx = pool.begin().await.unwrap();
+    let head = event_store::new_stream(&mut tx, stream_id, StreamType::Evidence)
+        .await
+        .unwrap();
+    event_store::append(&mut tx, &head, &[submitted("first")], &metadata())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut a = pool.begin().await.unwrap();
+    let head_a = event_store::lock_stream(&mut a, stream_id, StreamType::Evidence)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(head_a.version, 1);
+    let second_writer = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut b = pool.begin().await.unwrap();
+            let head_b = event_store::lock_stream(&mut b, stream_id, StreamType::Evidence)
+                .await
+                .unwrap()
+                .unwrap();
+            let version = head_b.version;
+            b.rollback().await.unwrap();
+            version
+        })
+    };
+    let retracted = DomainEvent::Evidence(EvidenceEvent::Retracted(EvidenceRetracted {
+        reason: "r".into(),
+        retracted_on: chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
+    }));
+    let on = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+    event_store::append(&mut a, &head_a, &[(retracted, on)], &metadata())
+        .await
+        .unwrap();
+    a.commit().await.unwrap();
+    assert_eq!(
+        second_writer.await.unwrap(),
+        2,
+        "the waiter saw the committed append"
+    );
+}
+
+#[tokio::test]
+async fn a_late_committing_transaction_is_delivered_once_in_cursor_order() {
+    let (_db, pool) = fresh().await;
+    let feed = Feed::new(
+        pool.clone(),
+        FeedSettings {
+            poll_interval: Duration::from_millis(50),
+            capacity: 64,
+        },
+    )
+    .await
+    .unwrap();
+    tokio::spawn(feed.clone().run(std::future::pending()));
+    let mut events = feed.subscribe(Some(EventCursor::START), EventFilter::default());
+
+    // A takes the lower position and commits last; B commits first.
+    let mut a = pool.begin().await.unwrap();
+    let head_a = event_store::new_stream(&mut a, Uuid::now_v7(), StreamType::Evidence)
+        .await
+        .unwrap();
+    let stored_a = event_store::append(&mut a, &head_a, &[submitted("A")], &metadata())
+        .await
+        .unwrap();
+    let mut b = pool.begin().await.unwrap();
+    let head_b = event_store::new_stream(&mut b, Uuid::now_v7(), StreamType::Evidence)
+        .await
+        .unwrap();
+    let stored_b = event_store::append(&mut b, &head_b, &[submitted("B")], &metadata())
+        .await
+        .unwrap();
+    assert!(stored_a[0].position < stored_b[0].position);
+    b.commit().await.unwrap();
+    feed.announce();
+
+    // While A is open, B is committed but behind the horizon: a reader paging by position
+    // alone would deliver B now and skip A for ever.
+    let visible = read::events_after(&pool, EventCursor::START, 10, None, None)
+        .await
+        .unwrap();
+    assert!(
+        visible.is_empty(),
+        "nothing is delivered past an open transaction"
+    );
+    assert!(
+        read::events_beyond_horizon(&pool, EventCursor::START)
+            .await
+            .unwrap()
+    );
+
+    a.commit().await.unwrap();
+    feed.announce();
+    let first = tokio::time::timeout(Duration::from_secs(20), events.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(20), events.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.event_id, stored_a[0].event_id);
+    assert_eq!(second.event_id, stored_b[0].event_id);
+    assert!(first.cursor() < second.cursor());
+
+    // Exactly once: the next event delivered is a new one.
+    let mut c = pool.begin().await.unwrap();
+    let head_c = event_store::new_stream(&mut c, Uuid::now_v7(), StreamType::Evidence)
+        .await
+        .unwrap();
+    let stored_c = event_store::append(&mut c, &head_c, &[submitted("C")], &metadata())
+        .await
+        .unwrap();
+    c.commit().await.unwrap();
+    feed.announce();
+    let third = tokio::time::timeout(Duration::from_secs(20), events.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(third.event_id, stored_c[0].event_id);
+}
