@@ -84,6 +84,15 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
+    /// Seconds between keep-alive messages on WebSocket connections.
+    #[arg(long, env = "WS_KEEPALIVE_SECS", default_value_t = 15)]
+    pub ws_keepalive_secs: u64,
+    /// Most subscriptions active at once on one WebSocket connection.
+    #[arg(long, env = "WS_MAX_SUBSCRIPTIONS", default_value_t = 100)]
+    pub ws_max_subscriptions: usize,
+    /// Most WebSocket connections this process serves at once (more are refused with 503).
+    #[arg(long, env = "WS_MAX_CONNECTIONS", default_value_t = 20_000)]
+    pub ws_max_connections: usize,
 }
 
 /// Everything the server needs, resolved.
@@ -105,6 +114,12 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Body limit.
     pub max_body_bytes: usize,
+    /// WebSocket keep-alive interval.
+    pub ws_keepalive: Duration,
+    /// Subscriptions per WebSocket connection.
+    pub ws_max_subscriptions: usize,
+    /// WebSocket connections per process.
+    pub ws_max_connections: usize,
 }
 
 impl Settings {
@@ -119,6 +134,9 @@ impl Settings {
             scorecard_rule: ScorecardRule::parse(&args.scorecard_rule).unwrap_or_default(),
             request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
             max_body_bytes: args.max_body_bytes,
+            ws_keepalive: Duration::from_secs(args.ws_keepalive_secs.max(1)),
+            ws_max_subscriptions: args.ws_max_subscriptions.max(1),
+            ws_max_connections: args.ws_max_connections.max(1),
         }
     }
 

@@ -37,3 +37,5 @@ pub mod startup;
 pub mod store;
 /// Logging.
 pub mod telemetry;
+/// WebSocket transport: both protocols, keep-alives, a bound on subscriptions.
+pub mod ws;

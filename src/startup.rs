@@ -8,9 +8,10 @@ use crate::config::Settings;
 use crate::graphql::error::{ApiError, normalise};
 use crate::graphql::{AppSchema, RequestInfo, SchemaDeps, build_schema};
 use crate::store::{self, feed::Feed, feed::FeedSettings, tokens};
+use crate::ws::{self, WsSettings};
 use async_graphql::ErrorExtensions;
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -19,7 +20,9 @@ use axum::{Json, Router};
 use sqlx::PgPool;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::sync::watch;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -33,6 +36,8 @@ struct AppState {
     schema: AppSchema,
     pool: PgPool,
     settings: Settings,
+    /// One permit per open WebSocket connection.
+    ws_connections: Arc<Semaphore>,
 }
 
 /// A built server, bound and ready to run.
@@ -68,6 +73,7 @@ impl Application {
         let router = router(AppState {
             schema,
             pool: pool.clone(),
+            ws_connections: Arc::new(Semaphore::new(settings.ws_max_connections)),
             settings,
         });
         Ok(Self {
@@ -228,9 +234,25 @@ fn token_from_payload(payload: &serde_json::Value) -> Option<String> {
 async fn websocket(
     State(state): State<AppState>,
     headers: HeaderMap,
-    protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let offered = headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok());
+    let Some(protocol) = ws::protocol_from_header(offered) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "Sec-WebSocket-Protocol must be graphql-transport-ws or graphql-ws",
+        )
+            .into_response();
+    };
+    let Ok(permit) = state.ws_connections.clone().try_acquire_owned() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many WebSocket connections; retry later",
+        )
+            .into_response();
+    };
     let header_token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -240,21 +262,25 @@ async fn websocket(
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let settings = WsSettings {
+        keepalive: state.settings.ws_keepalive,
+        max_subscriptions: state.settings.ws_max_subscriptions,
+    };
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| {
+        .on_upgrade(move |socket| async move {
             let pool = state.pool.clone();
-            GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
-                .on_connection_init(move |payload| async move {
-                    let token = token_from_payload(&payload).or(header_token);
-                    let actor = authenticate(&pool, token.as_deref())
-                        .await
-                        .map_err(|e| e.extend())?;
-                    let mut data = async_graphql::Data::default();
-                    data.insert(RequestInfo { actor, request_id });
-                    Ok(data)
-                })
-                .serve()
+            let on_init = move |payload: serde_json::Value| async move {
+                let token = token_from_payload(&payload).or(header_token);
+                let actor = authenticate(&pool, token.as_deref())
+                    .await
+                    .map_err(|e| e.extend())?;
+                let mut data = async_graphql::Data::default();
+                data.insert(RequestInfo { actor, request_id });
+                Ok(data)
+            };
+            ws::serve(socket, state.schema.clone(), protocol, on_init, settings).await;
+            drop(permit);
         })
 }
 

@@ -12,26 +12,34 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// How long a test waits for a message before failing (never a synchronisation sleep).
 const PATIENCE: Duration = Duration::from_secs(20);
 
-struct Client {
+pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    legacy: bool,
 }
 
 impl Client {
     /// Opens a `graphql-transport-ws` connection, sending `payload` in `connection_init`.
-    async fn open(app: &TestApp, payload: Value) -> Result<Self, Value> {
-        let mut request = app.ws_url().into_client_request().unwrap();
-        request.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            "graphql-transport-ws".parse().unwrap(),
-        );
+    pub async fn open(app: &TestApp, payload: Value) -> Result<Self, Value> {
+        Self::open_url(&app.ws_url(), "graphql-transport-ws", payload).await
+    }
+
+    /// Opens a connection to `url` with `protocol`, sending `payload` in `connection_init`.
+    pub async fn open_url(url: &str, protocol: &str, payload: Value) -> Result<Self, Value> {
+        let mut request = url.into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
         let (ws, response) = tokio_tungstenite::connect_async(request)
             .await
             .expect("WebSocket upgrade");
         assert_eq!(
             response.headers().get("sec-websocket-protocol").unwrap(),
-            "graphql-transport-ws"
+            protocol
         );
-        let mut client = Self { ws };
+        let mut client = Self {
+            ws,
+            legacy: protocol == "graphql-ws",
+        };
         client
             .send(json!({ "type": "connection_init", "payload": payload }))
             .await;
@@ -43,16 +51,32 @@ impl Client {
         }
     }
 
-    async fn send(&mut self, message: Value) {
+    pub async fn send(&mut self, message: Value) {
         self.ws
             .send(Message::text(message.to_string()))
             .await
             .unwrap();
     }
 
-    /// The next protocol message (pings are answered and skipped). A closed socket yields
-    /// `{"type": "closed", ...}`.
-    async fn receive(&mut self) -> Value {
+    /// Closes the connection.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+
+    /// The next protocol message as sent, keep-alives included.
+    pub async fn receive_raw(&mut self) -> Value {
+        let message = tokio::time::timeout(PATIENCE, self.ws.next())
+            .await
+            .expect("a message within the patience window");
+        match message {
+            Some(Ok(Message::Text(text))) => serde_json::from_str(text.as_str()).unwrap(),
+            other => json!({ "type": "closed", "reason": format!("{other:?}") }),
+        }
+    }
+
+    /// The next protocol message (pings are answered and keep-alives skipped). A closed socket
+    /// yields `{"type": "closed", ...}`.
+    pub async fn receive(&mut self) -> Value {
         loop {
             let message = tokio::time::timeout(PATIENCE, self.ws.next())
                 .await
@@ -62,6 +86,9 @@ impl Client {
                     let value: Value = serde_json::from_str(text.as_str()).unwrap();
                     if value["type"] == "ping" {
                         self.send(json!({ "type": "pong" })).await;
+                        continue;
+                    }
+                    if value["type"] == "ka" {
                         continue;
                     }
                     return value;
@@ -76,22 +103,27 @@ impl Client {
         }
     }
 
-    async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
-        self.send(json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } }))
+    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        let kind = if self.legacy { "start" } else { "subscribe" };
+        self.send(json!({ "id": id, "type": kind, "payload": { "query": query, "variables": variables } }))
             .await;
     }
 
     /// The data of the next `next` message for subscription `id`.
-    async fn next_data(&mut self, id: &str) -> Value {
+    pub async fn next_data(&mut self, id: &str) -> Value {
         let message = self.receive().await;
-        assert_eq!(message["type"], "next", "{message}");
+        assert_eq!(
+            message["type"],
+            if self.legacy { "data" } else { "next" },
+            "{message}"
+        );
         assert_eq!(message["id"], id);
         assert!(message["payload"].get("errors").is_none(), "{message}");
         message["payload"]["data"].clone()
     }
 }
 
-const RATING_CHANGED: &str = "subscription($c: ID, $after: String) {
+pub const RATING_CHANGED: &str = "subscription($c: ID, $after: String) {
     ratingChanged(commitmentId: $c, after: $after) {
         id overall assessedOn cursor actor previous { id overall } commitment { slug }
     }
@@ -99,7 +131,7 @@ const RATING_CHANGED: &str = "subscription($c: ID, $after: String) {
 
 /// The cursor of a commitment's latest event: subscribing after it delivers only what comes
 /// next.
-async fn cursor_of(app: &TestApp, commitment_id: &str) -> String {
+pub async fn cursor_of(app: &TestApp, commitment_id: &str) -> String {
     let data = app
         .ok(
             "query($id: ID!) { commitment(id: $id) { cursor } }",
@@ -109,7 +141,7 @@ async fn cursor_of(app: &TestApp, commitment_id: &str) -> String {
     data["commitment"]["cursor"].as_str().unwrap().to_owned()
 }
 
-fn bearer(app: &TestApp) -> Value {
+pub fn bearer(app: &TestApp) -> Value {
     json!({ "Authorization": format!("Bearer {}", app.admin_token) })
 }
 
@@ -301,4 +333,78 @@ async fn a_malformed_cursor_is_bad_user_input() {
         "{message}"
     );
     assert_eq!(errors[0]["extensions"]["field"], "after", "{message}");
+}
+
+#[tokio::test]
+async fn the_legacy_graphql_ws_protocol_delivers_the_same_subscriptions() {
+    let app = spawn_app().await;
+    let id = app.register("remote-monitoring-ltc").await;
+    let after = cursor_of(&app, &id).await;
+    let mut client = Client::open_url(&app.ws_url(), "graphql-ws", bearer(&app))
+        .await
+        .unwrap();
+    client
+        .subscribe("1", RATING_CHANGED, json!({ "c": id, "after": after }))
+        .await;
+    let made = app.assess(&id, "REQUIRES_IMPROVEMENT", "2023-02-17").await;
+    assert_eq!(
+        client.next_data("1").await["ratingChanged"]["id"],
+        made["id"]
+    );
+}
+
+#[tokio::test]
+async fn idle_connections_get_keep_alives_in_either_protocol() {
+    let app = crate::helpers::spawn_app_with(|s| s.ws_keepalive = Duration::from_millis(200)).await;
+    for (protocol, keepalive) in [("graphql-transport-ws", "ping"), ("graphql-ws", "ka")] {
+        let mut client = Client::open_url(&app.ws_url(), protocol, json!({}))
+            .await
+            .unwrap();
+        let message = client.receive_raw().await;
+        assert_eq!(message["type"], keepalive, "{protocol}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn a_connection_may_hold_only_so_many_subscriptions() {
+    let app = crate::helpers::spawn_app_with(|s| s.ws_max_subscriptions = 2).await;
+    let id = app.register("digital-workforce-strategy").await;
+    let after = cursor_of(&app, &id).await;
+    let mut client = Client::open(&app, json!({})).await.unwrap();
+    client
+        .subscribe("a", RATING_CHANGED, json!({ "after": after }))
+        .await;
+    client
+        .subscribe("b", RATING_CHANGED, json!({ "after": after }))
+        .await;
+    client
+        .subscribe("c", RATING_CHANGED, json!({ "after": after }))
+        .await;
+    let refused = client.receive().await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["id"], "c");
+    assert_eq!(
+        refused["payload"][0]["extensions"]["code"],
+        "BAD_USER_INPUT"
+    );
+    // Ending one makes room for another; the others keep working.
+    client.send(json!({ "id": "a", "type": "complete" })).await;
+    client
+        .subscribe("d", RATING_CHANGED, json!({ "after": after }))
+        .await;
+    let made = app.assess(&id, "INADEQUATE", "2023-02-17").await;
+    let mut got = std::collections::BTreeMap::new();
+    while got.len() < 2 {
+        let m = client.receive().await;
+        if m["type"] == "complete" && m["id"] == "a" {
+            continue; // the server confirms the end of "a"
+        }
+        assert_eq!(m["type"], "next", "{m}");
+        got.insert(
+            m["id"].as_str().unwrap().to_owned(),
+            m["payload"]["data"]["ratingChanged"]["id"].clone(),
+        );
+    }
+    assert_eq!(got.keys().cloned().collect::<Vec<_>>(), ["b", "d"]);
+    assert!(got.values().all(|v| *v == made["id"]));
 }

@@ -1,0 +1,192 @@
+//! WebSocket transport for subscriptions: both protocols (`graphql-transport-ws` and the
+//! legacy `graphql-ws`), server keep-alive pings, and a bound on subscriptions per connection.
+//!
+//! async-graphql's protocol engine does the GraphQL part; this loop sits between it and the
+//! socket so that it can add keep-alives and refuse a subscription over the bound with a coded
+//! error for that subscription alone.
+
+use async_graphql::Executor;
+use async_graphql::http::{WebSocket as GraphQLWs, WebSocketProtocols, WsMessage};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Limits and timings of one connection.
+#[derive(Debug, Clone, Copy)]
+pub struct WsSettings {
+    /// Interval between keep-alive messages (`ping`, or `ka` in the legacy protocol).
+    pub keepalive: Duration,
+    /// Most subscriptions active at once on one connection.
+    pub max_subscriptions: usize,
+}
+
+/// The protocol named by a `Sec-WebSocket-Protocol` header (first one we speak).
+pub fn protocol_from_header(header: Option<&str>) -> Option<WebSocketProtocols> {
+    header?
+        .split(',')
+        .map(str::trim)
+        .find_map(|p| p.parse::<WebSocketProtocols>().ok())
+}
+
+fn is_legacy(protocol: WebSocketProtocols) -> bool {
+    matches!(protocol, WebSocketProtocols::SubscriptionsTransportWS)
+}
+
+/// The message refusing subscription `id` with `message` and `code`.
+fn refusal(protocol: WebSocketProtocols, id: &str, message: &str, code: &str) -> String {
+    let error = json!({ "message": message, "extensions": { "code": code } });
+    let payload = if is_legacy(protocol) {
+        error
+    } else {
+        json!([error])
+    };
+    json!({ "id": id, "type": "error", "payload": payload }).to_string()
+}
+
+/// Serves one connection until either side closes it.
+pub async fn serve<E, F, Fut>(
+    socket: WebSocket,
+    executor: E,
+    protocol: WebSocketProtocols,
+    on_init: F,
+    settings: WsSettings,
+) where
+    E: Executor,
+    F: FnOnce(Value) -> Fut + Send + 'static,
+    Fut: Future<Output = async_graphql::Result<async_graphql::Data>> + Send + 'static,
+{
+    let (mut sink, stream) = socket.split();
+    let active: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let (refuse_tx, mut refused) = mpsc::unbounded_channel::<String>();
+    let (start, stop) = if is_legacy(protocol) {
+        ("start", "stop")
+    } else {
+        ("subscribe", "complete")
+    };
+
+    let input_active = active.clone();
+    let input = stream
+        .take_while(|m| std::future::ready(m.is_ok()))
+        .filter_map(move |m| {
+            let bytes = match m {
+                Ok(Message::Text(t)) => Some(t.as_str().as_bytes().to_vec()),
+                Ok(Message::Binary(b)) => Some(b.to_vec()),
+                _ => None,
+            };
+            let bytes = bytes.and_then(|bytes| {
+                let Ok(msg) = serde_json::from_slice::<Value>(&bytes) else {
+                    return Some(bytes); // the engine answers malformed messages itself
+                };
+                let id = msg
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let kind = msg.get("type").and_then(Value::as_str).unwrap_or_default();
+                let mut active = input_active.lock().expect("subscriptions lock");
+                if kind == start && !active.contains(&id) {
+                    if active.len() >= settings.max_subscriptions {
+                        let text = format!(
+                            "at most {} subscriptions may be active on one connection",
+                            settings.max_subscriptions
+                        );
+                        let _ = refuse_tx.send(refusal(protocol, &id, &text, "BAD_USER_INPUT"));
+                        return None;
+                    }
+                    active.insert(id);
+                } else if kind == stop {
+                    active.remove(&id);
+                }
+                Some(bytes)
+            });
+            std::future::ready(bytes)
+        });
+
+    let output = GraphQLWs::new(executor, input, protocol).on_connection_init(on_init);
+    futures_util::pin_mut!(output);
+    let mut keepalive = tokio::time::interval_at(
+        tokio::time::Instant::now() + settings.keepalive,
+        settings.keepalive,
+    );
+    let ping = if is_legacy(protocol) {
+        r#"{"type":"ka"}"#
+    } else {
+        r#"{"type":"ping"}"#
+    };
+    let mut acknowledged = false;
+    loop {
+        let outgoing = tokio::select! {
+            message = output.next() => match message {
+                Some(WsMessage::Text(text)) => {
+                    if let Ok(msg) = serde_json::from_str::<Value>(&text) {
+                        match msg.get("type").and_then(Value::as_str) {
+                            Some("connection_ack") => acknowledged = true,
+                            Some("complete") | Some("error") => {
+                                if let Some(id) = msg.get("id").and_then(Value::as_str) {
+                                    active.lock().expect("subscriptions lock").remove(id);
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    Message::Text(text.into())
+                }
+                Some(WsMessage::Close(code, reason)) => {
+                    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                    break;
+                }
+                None => break,
+            },
+            Some(text) = refused.recv() => Message::Text(text.into()),
+            _ = keepalive.tick() => {
+                if !acknowledged {
+                    continue;
+                }
+                Message::Text(ping.into())
+            }
+        };
+        if sink.send(outgoing).await.is_err() {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_picks_a_protocol_we_speak() {
+        assert!(matches!(
+            protocol_from_header(Some("graphql-transport-ws")),
+            Some(WebSocketProtocols::GraphQLWS)
+        ));
+        assert!(matches!(
+            protocol_from_header(Some("foo, graphql-ws")),
+            Some(WebSocketProtocols::SubscriptionsTransportWS)
+        ));
+        assert!(protocol_from_header(Some("mqtt")).is_none());
+        assert!(protocol_from_header(None).is_none());
+    }
+
+    #[test]
+    fn refusals_follow_each_protocol() {
+        let modern: Value =
+            serde_json::from_str(&refusal(WebSocketProtocols::GraphQLWS, "7", "no", "X")).unwrap();
+        assert_eq!(modern["payload"][0]["extensions"]["code"], "X");
+        let legacy: Value = serde_json::from_str(&refusal(
+            WebSocketProtocols::SubscriptionsTransportWS,
+            "7",
+            "no",
+            "X",
+        ))
+        .unwrap();
+        assert_eq!(legacy["payload"]["extensions"]["code"], "X");
+        assert_eq!(legacy["id"], "7");
+    }
+}
