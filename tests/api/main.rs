@@ -2,6 +2,8 @@
 
 mod helpers;
 mod immutability;
+mod live;
+mod processes;
 mod schema;
 mod seed;
 mod session;

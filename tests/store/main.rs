@@ -249,3 +249,56 @@ async fn a_late_committing_transaction_is_delivered_once_in_cursor_order() {
         .unwrap();
     assert_eq!(third.event_id, stored_c[0].event_id);
 }
+
+#[tokio::test]
+async fn a_subscriber_too_slow_for_the_buffer_is_caught_up_from_the_database_without_a_gap() {
+    let (_db, pool) = fresh().await;
+    let feed = Feed::new(
+        pool.clone(),
+        FeedSettings {
+            poll_interval: Duration::from_millis(50),
+            capacity: 16,
+        },
+    )
+    .await
+    .unwrap();
+    tokio::spawn(feed.clone().run(std::future::pending()));
+    // The slow subscriber is created first and not read until 200 events have gone by.
+    let mut slow = feed.subscribe(None, EventFilter::default());
+    let mut probe = feed.subscribe(None, EventFilter::default());
+    let mut appended = Vec::new();
+    for i in 0..200 {
+        let mut tx = pool.begin().await.unwrap();
+        let head = event_store::new_stream(&mut tx, Uuid::now_v7(), StreamType::Evidence)
+            .await
+            .unwrap();
+        let stored =
+            event_store::append(&mut tx, &head, &[submitted(&format!("e{i}"))], &metadata())
+                .await
+                .unwrap();
+        tx.commit().await.unwrap();
+        feed.announce();
+        appended.push(stored[0].event_id);
+    }
+    // The probe keeps up; once it has seen the last event, the broadcast has long overflowed
+    // the slow subscriber's 16 places.
+    for expected in &appended {
+        let e = tokio::time::timeout(Duration::from_secs(20), probe.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.event_id, *expected);
+    }
+    let mut got = Vec::new();
+    while got.len() < appended.len() {
+        let e = tokio::time::timeout(Duration::from_secs(20), slow.next())
+            .await
+            .unwrap()
+            .unwrap();
+        got.push(e.event_id);
+    }
+    assert_eq!(
+        got, appended,
+        "every event, once, in order, despite the lag"
+    );
+}

@@ -1,0 +1,209 @@
+//! Real server processes and a private PostgreSQL cluster, for the fault tests.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A `commitment-tracker serve` process.
+pub struct ServerProcess {
+    child: Child,
+    pub address: String,
+}
+
+impl ServerProcess {
+    /// Starts the binary on a free port against `database_url` and waits until it serves.
+    pub async fn start(database_url: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_commitment-tracker"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("DATABASE_URL", database_url)
+            .env("RUST_LOG", "info,sqlx=warn,tower_http=warn")
+            .env("NO_COLOR", "1")
+            .env("FEED_POLL_INTERVAL_MS", "1000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the server binary");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let address = loop {
+            let line = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+                .await
+                .expect("the server starts within a minute")
+                .unwrap()
+                .expect("the server exited before serving");
+            if let Some(at) = line.find("serving GraphQL at http://") {
+                let rest = &line[at + "serving GraphQL at ".len()..];
+                break rest[..rest.find("/graphql").unwrap()].to_owned();
+            }
+        };
+        // Keep draining the log so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { child, address }
+    }
+
+    /// The WebSocket address of the subscriptions endpoint.
+    pub fn ws_url(&self) -> String {
+        format!("{}/graphql/ws", self.address.replace("http://", "ws://"))
+    }
+
+    /// Kills the process at once (SIGKILL: no graceful shutdown) and waits for it to end.
+    pub async fn kill(mut self) {
+        self.child.kill().await.unwrap();
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn pg_bin(name: &str) -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL server binaries under /usr/lib/postgresql")
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin").join(name)))
+        .filter(|p| p.exists())
+        .collect();
+    versions.sort();
+    versions.pop().unwrap_or_else(|| panic!("{name} not found"))
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Runs a PostgreSQL tool, as the `postgres` user when we are root (the server refuses root).
+fn pg_tool(name: &str, args: &[&str]) -> std::process::Output {
+    let bin = pg_bin(name);
+    let mut cmd = if is_root() {
+        let mut c = std::process::Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(&bin);
+        c
+    } else {
+        std::process::Command::new(&bin)
+    };
+    let out = cmd.args(args).output().expect("run a PostgreSQL tool");
+    assert!(
+        out.status.success(),
+        "{name} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A PostgreSQL cluster of the test's own, in a temporary folder on a free port, so that it
+/// can be restarted without touching the server other tests use.
+pub struct PrivateCluster {
+    dir: PathBuf,
+    pub port: u16,
+}
+
+impl PrivateCluster {
+    /// Creates and starts the cluster.
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("ct-pg-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        if is_root() {
+            let ok = std::process::Command::new("chown")
+                .args(["postgres:postgres", dir.to_str().unwrap()])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "chown the cluster folder to postgres");
+        }
+        let data = dir.join("data");
+        pg_tool(
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+        );
+        let cluster = Self {
+            dir,
+            port: free_port(),
+        };
+        cluster.pg_ctl("start");
+        cluster
+    }
+
+    fn pg_ctl(&self, action: &str) {
+        let data = self.dir.join("data");
+        let log = self.dir.join("log");
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        let mut args = vec![
+            action,
+            "-D",
+            data.to_str().unwrap(),
+            "-l",
+            log.to_str().unwrap(),
+            "-w",
+        ];
+        if action != "stop" {
+            args.extend(["-o", &options]);
+        }
+        if action != "start" {
+            args.extend(["-m", "fast"]);
+        }
+        pg_tool("pg_ctl", &args);
+    }
+
+    /// Restarts the cluster (fast shutdown: every connection is cut).
+    pub fn restart(&self) {
+        self.pg_ctl("restart");
+    }
+
+    /// A database URL on this cluster.
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    fn folder(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        // Never panic here: the test may already be failing.
+        let data = self.dir.join("data");
+        let bin = pg_bin("pg_ctl");
+        let mut cmd = if is_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&bin);
+            c
+        } else {
+            std::process::Command::new(&bin)
+        };
+        let _ = cmd
+            .args([
+                "stop",
+                "-D",
+                data.to_str().unwrap_or_default(),
+                "-m",
+                "immediate",
+            ])
+            .output();
+        let _ = std::fs::remove_dir_all(self.folder());
+    }
+}
