@@ -3,6 +3,7 @@
 mod helpers;
 mod immutability;
 mod live;
+mod node;
 mod processes;
 mod schema;
 mod seed;
