@@ -91,7 +91,8 @@ impl StoredEvent {
         }
     }
 
-    pub(crate) fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+    /// Reads an event from a row holding every envelope column.
+    pub fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
         Ok(Self {
             position: row.try_get("position")?,
             transaction_id: row.try_get("transaction_id")?,

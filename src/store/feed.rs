@@ -152,8 +152,8 @@ impl Feed {
                 .await;
             retry = match (pending, retry) {
                 (false, _) => None,
-                (true, None) => Some(Duration::from_millis(5)),
-                (true, Some(d)) => Some((d * 2).min(Duration::from_millis(200))),
+                (true, None) => Some(Duration::from_millis(2)),
+                (true, Some(d)) => Some((d * 2).min(Duration::from_millis(25))),
             };
         }
         listener.abort();

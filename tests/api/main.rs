@@ -1,5 +1,6 @@
 //! API tests: a real server over real HTTP and WebSocket, a fresh database per test.
 
+mod bench;
 mod helpers;
 mod immutability;
 mod live;

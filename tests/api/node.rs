@@ -25,13 +25,17 @@ fn install_node_dependencies(dir: &Path) {
 async fn the_graphql_ws_client_library_sees_every_change_once_across_processes_and_reconnects() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
     let install_dir = dir.clone();
-    tokio::task::spawn_blocking(move || install_node_dependencies(&install_dir)).await.unwrap();
+    tokio::task::spawn_blocking(move || install_node_dependencies(&install_dir))
+        .await
+        .unwrap();
 
     let db = TestDatabase::create().await;
     let writer = ServerProcess::start(&db.url).await;
     let reader = ServerProcess::start(&db.url).await;
     let pool = store::connect(&db.url, 2).await.unwrap();
-    let (_, token) = tokens::create(&pool, "node-client", Role::Admin, None).await.unwrap();
+    let (_, token) = tokens::create(&pool, "node-client", Role::Admin, None)
+        .await
+        .unwrap();
 
     let output = tokio::process::Command::new("node")
         .arg(dir.join("scenarios.mjs"))
@@ -43,7 +47,14 @@ async fn the_graphql_ws_client_library_sees_every_change_once_across_processes_a
         .expect("node is installed");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "node scenarios failed:\n{stdout}\n{stderr}");
-    assert_eq!(stdout.lines().count(), 2, "both scenarios reported: {stdout}");
+    assert!(
+        output.status.success(),
+        "node scenarios failed:\n{stdout}\n{stderr}"
+    );
+    assert_eq!(
+        stdout.lines().count(),
+        2,
+        "both scenarios reported: {stdout}"
+    );
     println!("{stdout}");
 }

@@ -1,0 +1,24 @@
+//! The benchmark keeps working: a tiny run of each scenario (no timing is asserted).
+
+use serde_json::Value;
+
+#[tokio::test]
+async fn the_ordering_benchmark_runs_and_every_append_is_delivered() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["ordering", "--writers", "2", "--appends", "5"])
+        .env("BENCH_DATABASE_URL", crate::helpers::server_url())
+        .output()
+        .await
+        .expect("run the bench binary");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    assert_eq!(report["scenario"], "ordering");
+    for strategy in ["horizon", "horizon_notify_inside", "serialised"] {
+        assert_eq!(report[strategy]["appends"], 10, "{report}");
+        assert_eq!(report[strategy]["delivered"], 10, "{strategy}: {report}");
+    }
+}
