@@ -6,7 +6,8 @@
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 
-const { WRITER_URL, READER_WS_URL, TOKEN } = process.env;
+const { WRITER_URL, TOKEN } = process.env;
+let READER_WS_URL = process.env.READER_WS_URL;
 if (!WRITER_URL || !READER_WS_URL || !TOKEN) {
   console.error('WRITER_URL, READER_WS_URL and TOKEN are required');
   process.exit(2);
@@ -14,6 +15,27 @@ if (!WRITER_URL || !READER_WS_URL || !TOKEN) {
 
 function check(condition, message) {
   if (!condition) throw new Error(message);
+}
+
+// The driving test answers on standard input when asked to inject a fault.
+const stdinLines = (async function* () {
+  let buffer = '';
+  for await (const chunk of process.stdin) {
+    buffer += chunk;
+    let i;
+    while ((i = buffer.indexOf('\n')) >= 0) {
+      yield buffer.slice(0, i);
+      buffer = buffer.slice(i + 1);
+    }
+  }
+})();
+
+/** Asks the driving test to inject `fault` and returns its answer. */
+async function fault(name) {
+  console.log(JSON.stringify({ await: name }));
+  const { value, done } = await stdinLines.next();
+  if (done) throw new Error(`no answer to ${name}`);
+  return value.trim();
 }
 
 async function gql(query, variables) {
@@ -33,6 +55,18 @@ async function register(slug) {
     { input: { slug, title: slug, description: 'd', area: 'a', policySource: 'p', target: 't', announcedOn: '2022-06-29' } },
   );
   return data.registerCommitment;
+}
+
+/** Retries with the same idempotency key until recorded: exactly once despite faults. */
+async function assessUntilRecorded(commitmentId, key) {
+  for (let attempt = 0; attempt < 400; attempt++) {
+    try {
+      return await assess(commitmentId, key);
+    } catch {
+      await new Promise((r) => setTimeout(r, 25 + Math.min(attempt, 20) * 10));
+    }
+  }
+  throw new Error(`assessment ${key} was never recorded`);
 }
 
 async function assess(commitmentId, key) {
@@ -59,29 +93,38 @@ function client() {
 
 const RATING_CHANGED = `subscription($after: String) { ratingChanged(after: $after) { id cursor } }`;
 
-/** Subscribes after `after` and resolves with the first `n` items. */
-function take(c, after, n, onReady) {
-  return new Promise((resolve, reject) => {
-    const items = [];
-    const timer = setTimeout(() => reject(new Error(`only ${items.length} of ${n} items arrived`)), 60_000);
+/**
+ * Subscribes after `after`, runs `onReady` (the writes), and resolves with the first `n`
+ * items once both the items have arrived and the writes have finished.
+ */
+async function take(c, after, n, onReady) {
+  let writes = Promise.resolve();
+  const items = await new Promise((resolve, reject) => {
+    const received = [];
+    const timer = setTimeout(() => reject(new Error(`only ${received.length} of ${n} items arrived`)), 60_000);
     const dispose = c.subscribe(
       { query: RATING_CHANGED, variables: { after } },
       {
         next: (value) => {
           if (value.errors) return reject(new Error(JSON.stringify(value.errors)));
-          items.push(value.data.ratingChanged);
-          if (items.length === n) {
+          received.push(value.data.ratingChanged);
+          if (received.length === n) {
             clearTimeout(timer);
             dispose();
-            resolve(items);
+            resolve(received);
           }
         },
         error: (e) => reject(e instanceof Error ? e : new Error(JSON.stringify(e))),
         complete: () => {},
       },
     );
-    if (onReady) onReady().catch(reject);
+    if (onReady) {
+      writes = onReady();
+      writes.catch(reject);
+    }
   });
+  await writes;
+  return items;
 }
 
 function assertExactlyOnceInOrder(items, expectedIds) {
@@ -139,11 +182,45 @@ async function disconnectAndResume() {
   return { scenario: 'disconnect, 20 changes, resume', delivered: resumed.length };
 }
 
+/** Database connections cut mid-stream: the subscription carries on, nothing lost or repeated. */
+async function connectionsCut() {
+  const commitment = await register('node-cut');
+  const c = client();
+  const made = [];
+  const items = await take(c, commitment.cursor, 20, async () => {
+    for (let i = 0; i < 10; i++) made.push((await assessUntilRecorded(commitment.id, `node-cut-${i}`)).id);
+    await fault('terminate-backends');
+    for (let i = 10; i < 20; i++) made.push((await assessUntilRecorded(commitment.id, `node-cut-${i}`)).id);
+  });
+  await c.dispose();
+  assertExactlyOnceInOrder(items, new Set(made));
+  return { scenario: 'database connections cut', delivered: items.length };
+}
+
+/** The subscribing server killed: resume on a new one from the last cursor. */
+async function serverRestarted() {
+  const commitment = await register('node-restart');
+  const first = client();
+  const made = [];
+  const seen = await take(first, commitment.cursor, 5, async () => {
+    for (let i = 0; i < 5; i++) made.push((await assessUntilRecorded(commitment.id, `node-restart-${i}`)).id);
+  });
+  await first.dispose();
+  READER_WS_URL = await fault('restart-reader');
+  for (let i = 5; i < 20; i++) made.push((await assessUntilRecorded(commitment.id, `node-restart-${i}`)).id);
+  const second = client();
+  const rest = await take(second, seen[seen.length - 1].cursor, 15);
+  await second.dispose();
+  assertExactlyOnceInOrder([...seen, ...rest], new Set(made));
+  return { scenario: 'server restarted, resumed from cursor', delivered: seen.length + rest.length };
+}
+
 try {
-  for (const scenario of [concurrentThroughOneProcess, disconnectAndResume]) {
+  for (const scenario of [concurrentThroughOneProcess, disconnectAndResume, connectionsCut, serverRestarted]) {
     console.log(JSON.stringify(await scenario()));
   }
 } catch (e) {
   console.error(`FAILED: ${e.stack || e}`);
   process.exit(1);
 }
+process.exit(0);
