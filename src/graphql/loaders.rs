@@ -1,7 +1,7 @@
 //! Batch loaders: however many commitments a query lists, each kind of related record is read
 //! with one statement per batch.
 
-use super::types::Assessment;
+use super::types::{Assessment, Source};
 use crate::store::StoreError;
 use crate::store::read::{self, CommitmentRow, DisputeRow, EvidenceRow, RevisionRow};
 use async_graphql::dataloader::Loader;
@@ -90,7 +90,7 @@ impl Loader<AssessmentsOf> for Loaders {
         );
         Ok(grouped
             .into_iter()
-            .map(|(k, rows)| (k, Arc::new(Assessment::timeline(rows))))
+            .map(|(k, rows)| (k, Arc::new(Assessment::timeline(rows, &Source::Live))))
             .collect())
     }
 }

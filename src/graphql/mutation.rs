@@ -7,7 +7,7 @@ use super::inputs::{
     AssessCommitmentInput, DisputeAssessmentInput, RegisterCommitmentInput, RetractEvidenceInput,
     ReviseCommitmentInput, SubmitEvidenceInput, idempotency_key,
 };
-use super::types::{Assessment, Commitment, Dispute, Evidence};
+use super::types::{Assessment, Commitment, Dispute, Evidence, Source};
 use crate::commands::{CommandContext, Commands};
 use crate::store::read;
 use async_graphql::{Context, Object};
@@ -39,7 +39,7 @@ async fn commitment(ctx: &Context<'_>, id: Uuid) -> ApiResult<Commitment> {
         .api()?;
     rows.into_iter()
         .next()
-        .map(Commitment)
+        .map(|r| Source::Live.commitment(r))
         .ok_or(ApiError::Internal)
         .api()
 }
@@ -50,7 +50,7 @@ async fn evidence(ctx: &Context<'_>, id: Uuid) -> ApiResult<Evidence> {
         .api()?;
     rows.into_iter()
         .next()
-        .map(Evidence)
+        .map(|r| Source::Live.evidence(r))
         .ok_or(ApiError::Internal)
         .api()
 }
@@ -138,7 +138,7 @@ impl Mutation {
         let rows = read::assessments_for(ctx.data::<PgPool>()?, &[commitment_id])
             .await
             .api()?;
-        Assessment::timeline(rows)
+        Assessment::timeline(rows, &Source::Live)
             .into_iter()
             .find(|a| a.row.id == outcome.id)
             .ok_or(ApiError::Internal)
@@ -161,7 +161,7 @@ impl Mutation {
         read::dispute_by_id(ctx.data::<PgPool>()?, outcome.id)
             .await
             .api()?
-            .map(Dispute)
+            .map(|r| Source::Live.dispute(r))
             .ok_or(ApiError::Internal)
             .api()
     }

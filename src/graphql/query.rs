@@ -3,18 +3,22 @@
 use super::error::{ApiError, ApiResult, OrApi};
 use super::inputs::parse_id;
 use super::loaders::{AssessmentsOf, CommitmentById, EvidenceById, Loaders};
+use super::scalars::Date;
 use super::types::{
     Assessment, Commitment, CommitmentConnection, DeliveryStatus, EventConnection, Evidence,
-    Rating, RatingCount, Scorecard, StatusCount, TotalCount, commitment_connection,
+    Rating, RatingCount, Scorecard, Source, StatusCount, TotalCount, commitment_connection,
     event_connection, page_size,
 };
 use crate::domain::rating as domain;
 use crate::domain::scorecard::ScorecardRule;
 use crate::store::cursor::{EventCursor, ListCursor};
-use crate::store::read::{self, CommitmentFilter};
+use crate::store::read::{self, AssessmentRow, CommitmentFilter, CommitmentRow};
+use crate::store::replay::{TimeFilter, View};
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, ID, Object};
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
+use std::sync::Arc;
 
 /// The root of reads.
 pub struct Query;
@@ -22,12 +26,19 @@ pub struct Query;
 #[Object]
 impl Query {
     /// Commitments in registration order, filtered by area and by their current verdict.
+    /// With `asOf` (transaction time) and/or `validOn` (business time), as they stood then.
+    #[allow(clippy::too_many_arguments)]
     async fn commitments(
         &self,
         ctx: &Context<'_>,
         area: Option<String>,
         rating: Option<Rating>,
         delivery_status: Option<DeliveryStatus>,
+        #[graphql(desc = "What this system would have answered at this instant.")] as_of: Option<
+            DateTime<Utc>,
+        >,
+        #[graphql(desc = "The state in force on this date, whenever it was recorded.")]
+        valid_on: Option<Date>,
         #[graphql(desc = "Page size (default 50, at most 500).")] first: Option<i32>,
         after: Option<String>,
     ) -> ApiResult<CommitmentConnection> {
@@ -38,6 +49,30 @@ impl Query {
             rating: rating.map(Into::into),
             delivery_status: delivery_status.map(Into::into),
         };
+        let time = time_filter(as_of, valid_on)?;
+        if !time.is_live() {
+            let view = Arc::new(View::load(ctx.data::<PgPool>()?, time).await.api()?);
+            let matching: Vec<CommitmentRow> = view
+                .commitments
+                .iter()
+                .filter(|c| matches(&view, c, &filter))
+                .cloned()
+                .collect();
+            let total = matching.len() as i64;
+            let rows: Vec<CommitmentRow> = matching
+                .into_iter()
+                .filter(|c| after.is_none_or(|a| c.registered_position > a.0))
+                .take(limit as usize + 1)
+                .collect();
+            let source = Source::View(view);
+            return Ok(commitment_connection(
+                rows,
+                limit,
+                after.is_some(),
+                TotalCount::Known(total),
+                &source,
+            ));
+        }
         let rows = read::list_commitments(
             ctx.data::<PgPool>()?,
             &filter,
@@ -51,30 +86,45 @@ impl Query {
             limit,
             after.is_some(),
             TotalCount::Commitments(filter),
+            &Source::Live,
         ))
     }
 
-    /// One commitment, by id or by slug (give exactly one).
+    /// One commitment, by id or by slug (give exactly one). With `asOf` and/or `validOn`, as it
+    /// stood then (null if it did not exist yet).
     async fn commitment(
         &self,
         ctx: &Context<'_>,
         id: Option<ID>,
         slug: Option<String>,
+        as_of: Option<DateTime<Utc>>,
+        valid_on: Option<Date>,
     ) -> ApiResult<Option<Commitment>> {
-        let row = match (id, slug) {
-            (Some(id), None) => {
-                let id = parse_id("id", &id).api()?;
-                ctx.data::<DataLoader<Loaders>>()?
-                    .load_one(CommitmentById(id))
-                    .await
-                    .api()?
-            }
-            (None, Some(slug)) => read::commitment_by_slug(ctx.data::<PgPool>()?, &slug)
-                .await
-                .api()?,
+        let id = match (id, slug) {
+            (Some(id), None) => Ok(parse_id("id", &id).api()?),
+            (None, Some(slug)) => Err(slug),
             _ => return Err(ApiError::bad_input("id", "give exactly one of id and slug")).api(),
         };
-        Ok(row.map(Commitment))
+        let time = time_filter(as_of, valid_on)?;
+        if !time.is_live() {
+            let view = Arc::new(View::load(ctx.data::<PgPool>()?, time).await.api()?);
+            let row = match &id {
+                Ok(id) => view.commitment(*id).cloned(),
+                Err(slug) => view.commitment_by_slug(slug).cloned(),
+            };
+            return Ok(row.map(|r| Source::View(view).commitment(r)));
+        }
+        let row = match id {
+            Ok(id) => ctx
+                .data::<DataLoader<Loaders>>()?
+                .load_one(CommitmentById(id))
+                .await
+                .api()?,
+            Err(slug) => read::commitment_by_slug(ctx.data::<PgPool>()?, &slug)
+                .await
+                .api()?,
+        };
+        Ok(row.map(|r| Source::Live.commitment(r)))
     }
 
     /// One piece of evidence.
@@ -85,7 +135,7 @@ impl Query {
             .load_one(EvidenceById(id))
             .await
             .api()?
-            .map(Evidence))
+            .map(|r| Source::Live.evidence(r)))
     }
 
     /// One assessment.
@@ -141,12 +191,41 @@ impl Query {
         ))
     }
 
-    /// Counts of current verdicts, overall or in one area.
-    async fn scorecard(&self, ctx: &Context<'_>, area: Option<String>) -> ApiResult<Scorecard> {
+    /// Counts of current verdicts, overall or in one area; with `asOf` and/or `validOn`, as
+    /// they stood then.
+    async fn scorecard(
+        &self,
+        ctx: &Context<'_>,
+        area: Option<String>,
+        as_of: Option<DateTime<Utc>>,
+        valid_on: Option<Date>,
+    ) -> ApiResult<Scorecard> {
         let rule = ctx.data::<ScorecardRule>().copied().unwrap_or_default();
-        let rows = read::scorecard_rows(ctx.data::<PgPool>()?, area.as_deref())
-            .await
-            .api()?;
+        let time = time_filter(as_of, valid_on)?;
+        let (rows, source) = if time.is_live() {
+            (
+                read::scorecard_rows(ctx.data::<PgPool>()?, area.as_deref())
+                    .await
+                    .api()?,
+                Source::Live,
+            )
+        } else {
+            let view = Arc::new(View::load(ctx.data::<PgPool>()?, time).await.api()?);
+            let rows = view
+                .commitments
+                .iter()
+                .filter(|c| area.as_ref().is_none_or(|a| *a == c.area))
+                .map(|c| {
+                    let current = current_of(&view, c);
+                    (
+                        c.id,
+                        current.and_then(|a| a.overall),
+                        current.map(|a| a.delivery_status),
+                    )
+                })
+                .collect();
+            (rows, Source::View(view))
+        };
         let ratings: Vec<domain::Rating> = rows.iter().filter_map(|r| r.1).collect();
         let by_rating = domain::Rating::ALL
             .iter()
@@ -170,6 +249,36 @@ impl Query {
             by_delivery_status,
             overall: rule.overall(&ratings).map(Into::into),
             rule: rule.as_str(),
+            source,
         })
     }
+}
+
+/// Checks the time-travel arguments.
+fn time_filter(as_of: Option<DateTime<Utc>>, valid_on: Option<Date>) -> ApiResult<TimeFilter> {
+    if let Some(d) = valid_on {
+        crate::domain::text::check_date("validOn", d.0)
+            .map_err(ApiError::from)
+            .api()?;
+    }
+    Ok(TimeFilter {
+        as_of,
+        valid_on: valid_on.map(|d| d.0),
+    })
+}
+
+/// The current assessment of a commitment in a view.
+fn current_of<'a>(view: &'a View, c: &CommitmentRow) -> Option<&'a AssessmentRow> {
+    let id = c.current_assessment_id?;
+    view.assessments.get(&c.id)?.iter().find(|a| a.id == id)
+}
+
+/// The list filter, applied to a view as the SQL applies it to the tables.
+fn matches(view: &View, c: &CommitmentRow, f: &CommitmentFilter) -> bool {
+    let current = current_of(view, c);
+    f.area.as_ref().is_none_or(|a| *a == c.area)
+        && f.rating
+            .is_none_or(|r| current.and_then(|a| a.overall) == Some(r))
+        && f.delivery_status
+            .is_none_or(|s| current.map(|a| a.delivery_status) == Some(s))
 }

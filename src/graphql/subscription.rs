@@ -6,7 +6,7 @@
 
 use super::error::{ApiResult, OrApi};
 use super::inputs::parse_id;
-use super::types::{Assessment, Event, Evidence};
+use super::types::{Assessment, Event, Evidence, Source};
 use crate::store::cursor::EventCursor;
 use crate::store::event_store::StoredEvent;
 use crate::store::feed::{EventFilter, Feed};
@@ -89,7 +89,10 @@ impl Subscription {
                     return None;
                 }
                 match read::evidence_by_ids(&pool, &[event.stream_id]).await {
-                    Ok(rows) => rows.into_iter().next().map(|r| Ok(Evidence(r))),
+                    Ok(rows) => rows
+                        .into_iter()
+                        .next()
+                        .map(|r| Ok(Source::Live.evidence(r))),
                     Err(e) => Some(Err(e).api()),
                 }
             }
@@ -123,7 +126,7 @@ async fn assessment_of(pool: &PgPool, event: &Arc<StoredEvent>) -> ApiResult<Opt
     let rows = read::assessments_for(pool, &[event.stream_id])
         .await
         .api()?;
-    Ok(Assessment::timeline(rows)
+    Ok(Assessment::timeline(rows, &Source::Live)
         .into_iter()
         .find(|a| a.row.id == id))
 }

@@ -11,6 +11,7 @@ use crate::store::event_store::StoredEvent;
 use crate::store::read::{
     self, AssessmentRow, CommitmentRow, DisputeRow, EvidenceRow, RevisionRow,
 };
+use crate::store::replay::View;
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Enum, ID, Json, Object, SimpleObject};
@@ -109,62 +110,67 @@ fn pool<'a>(ctx: &'a Context<'_>) -> ApiResult<&'a PgPool> {
 
 /// A promise with a target and usually a deadline.
 #[derive(Clone)]
-pub struct Commitment(pub CommitmentRow);
+pub struct Commitment {
+    /// The commitment as it stands (or stood, in a view).
+    pub row: CommitmentRow,
+    /// Where related records come from.
+    pub source: Source,
+}
 
 #[Object]
 impl Commitment {
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.row.id.to_string())
     }
     /// Unique human-readable key, e.g. `epr-all-trusts`.
     async fn slug(&self) -> &str {
-        &self.0.slug
+        &self.row.slug
     }
     async fn title(&self) -> &str {
-        &self.0.title
+        &self.row.title
     }
     async fn description(&self) -> &str {
-        &self.0.description
+        &self.row.description
     }
     /// The policy area it belongs to.
     async fn area(&self) -> &str {
-        &self.0.area
+        &self.row.area
     }
     /// The document or speech that made the promise.
     async fn policy_source(&self) -> &str {
-        &self.0.policy_source
+        &self.row.policy_source
     }
     /// The measurable target, as currently worded.
     async fn target(&self) -> &str {
-        &self.0.target
+        &self.row.target
     }
     /// The current deadline.
     async fn due_date(&self) -> Option<Date> {
-        self.0.due_date.map(Date)
+        self.row.due_date.map(Date)
     }
     /// Who is responsible for delivery.
     async fn owner(&self) -> Option<&str> {
-        self.0.owner.as_deref()
+        self.row.owner.as_deref()
     }
     /// When the promise was made.
     async fn announced_on(&self) -> Date {
-        Date(self.0.announced_on)
+        Date(self.row.announced_on)
     }
     /// The stream version: pass it as `expectedVersion` to guard a change.
     async fn version(&self) -> i32 {
-        self.0.version
+        self.row.version
     }
     /// When this system registered it.
     async fn registered_at(&self) -> DateTime<Utc> {
-        self.0.registered_at
+        self.row.registered_at
     }
     /// When this system last recorded a change to it.
     async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+        self.row.updated_at
     }
     /// The place of its latest event in the log: subscribe `after` it to miss nothing since.
     async fn cursor(&self) -> String {
-        self.0.cursor.encode()
+        self.row.cursor.encode()
     }
     /// The verdict in force: the latest by `assessedOn` (ties: the later recorded), optionally
     /// only among assessors of one kind.
@@ -187,17 +193,11 @@ impl Commitment {
     }
     /// The evidence that concerns it, oldest first.
     async fn evidence(&self, ctx: &Context<'_>) -> ApiResult<Vec<Evidence>> {
-        let rows = loader(ctx)?.load_one(EvidenceOf(self.0.id)).await.api()?;
-        Ok(rows
-            .map(|r| r.iter().cloned().map(Evidence).collect())
-            .unwrap_or_default())
+        self.source.evidence_of(ctx, self.row.id).await
     }
     /// Changes to its terms (deadline extensions, restated targets), oldest first.
     async fn revisions(&self, ctx: &Context<'_>) -> ApiResult<Vec<Revision>> {
-        let rows = loader(ctx)?.load_one(RevisionsOf(self.0.id)).await.api()?;
-        Ok(rows
-            .map(|r| r.iter().cloned().map(Revision).collect())
-            .unwrap_or_default())
+        self.source.revisions_of(ctx, self.row.id).await
     }
     /// Every event of the commitment and of the evidence that concerns it, oldest first.
     async fn history(
@@ -212,7 +212,23 @@ impl Commitment {
             .transpose()
             .api()?;
         let limit = page_size(first)?;
-        let id = self.0.id;
+        let id = self.row.id;
+        if let Source::View(view) = &self.source {
+            let start = after.unwrap_or(EventCursor::START);
+            let all = view.history(id);
+            let total = all.len() as i64;
+            let page: Vec<Arc<StoredEvent>> = all
+                .into_iter()
+                .filter(|e| e.cursor() > start)
+                .take(limit as usize + 1)
+                .collect();
+            return Ok(arc_event_connection(
+                page,
+                limit,
+                after.is_some(),
+                TotalCount::Known(total),
+            ));
+        }
         let rows = read::history_after(
             pool(ctx)?,
             id,
@@ -232,11 +248,165 @@ impl Commitment {
 
 impl Commitment {
     async fn timeline(&self, ctx: &Context<'_>) -> ApiResult<Arc<Vec<Assessment>>> {
-        Ok(loader(ctx)?
-            .load_one(AssessmentsOf(self.0.id))
-            .await
-            .api()?
-            .unwrap_or_default())
+        self.source.timeline(ctx, self.row.id).await
+    }
+}
+
+/// Where related records come from: the live projections, through the batch loaders, or a
+/// view folded from a prefix of the log (time travel), so that every field of a time-travel
+/// answer is of the same instant.
+#[derive(Clone, Default)]
+pub enum Source {
+    /// The live projection tables.
+    #[default]
+    Live,
+    /// A view of the log up to an instant or a date.
+    View(Arc<View>),
+}
+
+impl Source {
+    /// Wraps a commitment row.
+    pub fn commitment(&self, row: CommitmentRow) -> Commitment {
+        Commitment {
+            row,
+            source: self.clone(),
+        }
+    }
+    /// Wraps an evidence row.
+    pub fn evidence(&self, row: EvidenceRow) -> Evidence {
+        Evidence {
+            row,
+            source: self.clone(),
+        }
+    }
+    /// Wraps a dispute row.
+    pub fn dispute(&self, row: DisputeRow) -> Dispute {
+        Dispute {
+            row,
+            source: self.clone(),
+        }
+    }
+
+    /// Commitments by id, in the order given; unknown ids are left out.
+    pub async fn commitments(&self, ctx: &Context<'_>, ids: &[Uuid]) -> ApiResult<Vec<Commitment>> {
+        Ok(match self {
+            Source::View(view) => ids
+                .iter()
+                .filter_map(|id| view.commitment(*id).cloned())
+                .map(|r| self.commitment(r))
+                .collect(),
+            Source::Live => {
+                let found = loader(ctx)?
+                    .load_many(ids.iter().map(|id| CommitmentById(*id)))
+                    .await
+                    .api()?;
+                ids.iter()
+                    .filter_map(|id| found.get(&CommitmentById(*id)).cloned())
+                    .map(|r| self.commitment(r))
+                    .collect()
+            }
+        })
+    }
+
+    /// Evidence by id, in the order given; unknown ids are left out.
+    pub async fn evidence_by_ids(
+        &self,
+        ctx: &Context<'_>,
+        ids: &[Uuid],
+    ) -> ApiResult<Vec<Evidence>> {
+        Ok(match self {
+            Source::View(view) => ids
+                .iter()
+                .filter_map(|id| view.evidence.get(id).cloned())
+                .map(|r| self.evidence(r))
+                .collect(),
+            Source::Live => {
+                let found = loader(ctx)?
+                    .load_many(ids.iter().map(|id| EvidenceById(*id)))
+                    .await
+                    .api()?;
+                ids.iter()
+                    .filter_map(|id| found.get(&EvidenceById(*id)).cloned())
+                    .map(|r| self.evidence(r))
+                    .collect()
+            }
+        })
+    }
+
+    /// A commitment's assessments, oldest first, linked to the ones they replaced.
+    pub async fn timeline(
+        &self,
+        ctx: &Context<'_>,
+        commitment: Uuid,
+    ) -> ApiResult<Arc<Vec<Assessment>>> {
+        Ok(match self {
+            Source::View(view) => Arc::new(Assessment::timeline(
+                view.assessments
+                    .get(&commitment)
+                    .cloned()
+                    .unwrap_or_default(),
+                self,
+            )),
+            Source::Live => loader(ctx)?
+                .load_one(AssessmentsOf(commitment))
+                .await
+                .api()?
+                .unwrap_or_default(),
+        })
+    }
+
+    /// The evidence concerning a commitment, oldest first.
+    pub async fn evidence_of(
+        &self,
+        ctx: &Context<'_>,
+        commitment: Uuid,
+    ) -> ApiResult<Vec<Evidence>> {
+        let rows = match self {
+            Source::View(view) => view.evidence_for(commitment),
+            Source::Live => loader(ctx)?
+                .load_one(EvidenceOf(commitment))
+                .await
+                .api()?
+                .map(|r| r.as_ref().clone())
+                .unwrap_or_default(),
+        };
+        Ok(rows.into_iter().map(|r| self.evidence(r)).collect())
+    }
+
+    /// An assessment's disputes, oldest first.
+    pub async fn disputes_of(
+        &self,
+        ctx: &Context<'_>,
+        assessment: Uuid,
+    ) -> ApiResult<Vec<Dispute>> {
+        let rows = match self {
+            Source::View(view) => view.disputes.get(&assessment).cloned().unwrap_or_default(),
+            Source::Live => loader(ctx)?
+                .load_one(DisputesOf(assessment))
+                .await
+                .api()?
+                .map(|r| r.as_ref().clone())
+                .unwrap_or_default(),
+        };
+        Ok(rows.into_iter().map(|r| self.dispute(r)).collect())
+    }
+
+    /// A commitment's revisions, oldest first.
+    pub async fn revisions_of(
+        &self,
+        ctx: &Context<'_>,
+        commitment: Uuid,
+    ) -> ApiResult<Vec<Revision>> {
+        let rows = match self {
+            Source::View(view) => view.revisions.get(&commitment).cloned().unwrap_or_default(),
+            Source::Live => loader(ctx)?
+                .load_one(RevisionsOf(commitment))
+                .await
+                .api()?
+                .map(|r| r.as_ref().clone())
+                .unwrap_or_default(),
+        };
+        Ok(rows.into_iter().map(Revision).collect())
     }
 }
 
@@ -286,17 +456,20 @@ pub struct Assessment {
     pub row: Arc<AssessmentRow>,
     /// The assessment it replaced in the commitment's timeline.
     pub previous: Option<Arc<Assessment>>,
+    /// Where related records come from.
+    pub source: Source,
 }
 
 impl Assessment {
     /// Links one commitment's assessments, already in timeline order, each to the one before.
-    pub fn timeline(rows: Vec<AssessmentRow>) -> Vec<Assessment> {
+    pub fn timeline(rows: Vec<AssessmentRow>, source: &Source) -> Vec<Assessment> {
         let mut out: Vec<Assessment> = Vec::with_capacity(rows.len());
         for row in rows {
             let previous = out.last().cloned().map(Arc::new);
             out.push(Assessment {
                 row: Arc::new(row),
                 previous,
+                source: source.clone(),
             });
         }
         out
@@ -310,11 +483,11 @@ impl Assessment {
     }
     /// The commitment assessed.
     async fn commitment(&self, ctx: &Context<'_>) -> ApiResult<Option<Commitment>> {
-        Ok(loader(ctx)?
-            .load_one(CommitmentById(self.row.commitment_id))
-            .await
-            .api()?
-            .map(Commitment))
+        Ok(self
+            .source
+            .commitments(ctx, &[self.row.commitment_id])
+            .await?
+            .pop())
     }
     /// The id of the commitment assessed.
     async fn commitment_id(&self) -> ID {
@@ -352,14 +525,9 @@ impl Assessment {
     }
     /// The evidence the verdict relies on.
     async fn evidence(&self, ctx: &Context<'_>) -> ApiResult<Vec<Evidence>> {
-        let keys = self.row.evidence_ids.iter().map(|id| EvidenceById(*id));
-        let found = loader(ctx)?.load_many(keys).await.api()?;
-        Ok(self
-            .row
-            .evidence_ids
-            .iter()
-            .filter_map(|id| found.get(&EvidenceById(*id)).cloned().map(Evidence))
-            .collect())
+        self.source
+            .evidence_by_ids(ctx, &self.row.evidence_ids)
+            .await
     }
     /// The assessment this one replaced (null for the first).
     async fn previous(&self) -> Option<Assessment> {
@@ -379,10 +547,7 @@ impl Assessment {
     }
     /// Formal disputes of this verdict, oldest first.
     async fn disputes(&self, ctx: &Context<'_>) -> ApiResult<Vec<Dispute>> {
-        let rows = loader(ctx)?.load_one(DisputesOf(self.row.id)).await.api()?;
-        Ok(rows
-            .map(|r| r.iter().cloned().map(Dispute).collect())
-            .unwrap_or_default())
+        self.source.disputes_of(ctx, self.row.id).await
     }
     /// When this system recorded it.
     async fn recorded_at(&self) -> DateTime<Utc> {
@@ -400,124 +565,118 @@ impl Assessment {
 
 /// A submission about one or more commitments.
 #[derive(Clone)]
-pub struct Evidence(pub EvidenceRow);
+pub struct Evidence {
+    /// The evidence.
+    pub row: EvidenceRow,
+    /// Where related records come from.
+    pub source: Source,
+}
 
 #[Object]
 impl Evidence {
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.row.id.to_string())
     }
     /// The commitments it concerns.
     async fn commitments(&self, ctx: &Context<'_>) -> ApiResult<Vec<Commitment>> {
-        let keys = self.0.commitment_ids.iter().map(|id| CommitmentById(*id));
-        let found = loader(ctx)?.load_many(keys).await.api()?;
-        Ok(self
-            .0
-            .commitment_ids
-            .iter()
-            .filter_map(|id| found.get(&CommitmentById(*id)).cloned().map(Commitment))
-            .collect())
+        self.source.commitments(ctx, &self.row.commitment_ids).await
     }
     async fn title(&self) -> &str {
-        &self.0.title
+        &self.row.title
     }
     async fn summary(&self) -> &str {
-        &self.0.summary
+        &self.row.summary
     }
     /// Where it can be read.
     async fn source_url(&self) -> Option<&str> {
-        self.0.source_url.as_deref()
+        self.row.source_url.as_deref()
     }
     async fn submitted_by(&self) -> &str {
-        &self.0.submitted_by
+        &self.row.submitted_by
     }
     async fn organisation(&self) -> Option<&str> {
-        self.0.organisation.as_deref()
+        self.row.organisation.as_deref()
     }
     /// When it was submitted or published.
     async fn submitted_on(&self) -> Date {
-        Date(self.0.submitted_on)
+        Date(self.row.submitted_on)
     }
     async fn kind(&self) -> EvidenceKind {
-        self.0.kind.into()
+        self.row.kind.into()
     }
     /// Whether it was retracted.
     async fn retracted(&self) -> bool {
-        self.0.retracted
+        self.row.retracted
     }
     async fn retraction_reason(&self) -> Option<&str> {
-        self.0.retraction_reason.as_deref()
+        self.row.retraction_reason.as_deref()
     }
     async fn retracted_on(&self) -> Option<Date> {
-        self.0.retracted_on.map(Date)
+        self.row.retracted_on.map(Date)
     }
     /// The stream version: pass it as `expectedVersion` to guard a retraction.
     async fn version(&self) -> i32 {
-        self.0.version
+        self.row.version
     }
     /// When this system recorded the submission.
     async fn recorded_at(&self) -> DateTime<Utc> {
-        self.0.recorded_at
+        self.row.recorded_at
     }
     /// Who recorded it.
     async fn actor(&self) -> &str {
-        &self.0.actor
+        &self.row.actor
     }
     /// The submission's place in the event log.
     async fn cursor(&self) -> String {
-        self.0.cursor.encode()
+        self.row.cursor.encode()
     }
 }
 
 /// A formal response contesting an assessment.
 #[derive(Clone)]
-pub struct Dispute(pub DisputeRow);
+pub struct Dispute {
+    /// The dispute.
+    pub row: DisputeRow,
+    /// Where related records come from.
+    pub source: Source,
+}
 
 #[Object]
 impl Dispute {
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.row.id.to_string())
     }
     /// The assessment contested.
     async fn assessment(&self, ctx: &Context<'_>) -> ApiResult<Option<Assessment>> {
-        let timeline = loader(ctx)?
-            .load_one(AssessmentsOf(self.0.commitment_id))
-            .await
-            .api()?
-            .unwrap_or_default();
+        let timeline = self.source.timeline(ctx, self.row.commitment_id).await?;
         Ok(timeline
             .iter()
-            .find(|a| a.row.id == self.0.assessment_id)
+            .find(|a| a.row.id == self.row.assessment_id)
             .cloned())
     }
     async fn disputed_by(&self) -> &str {
-        &self.0.disputed_by
+        &self.row.disputed_by
     }
     async fn statement(&self) -> &str {
-        &self.0.statement
+        &self.row.statement
     }
     async fn disputed_on(&self) -> Date {
-        Date(self.0.disputed_on)
+        Date(self.row.disputed_on)
     }
     /// Evidence the dispute relies on.
     async fn evidence(&self, ctx: &Context<'_>) -> ApiResult<Vec<Evidence>> {
-        let keys = self.0.evidence_ids.iter().map(|id| EvidenceById(*id));
-        let found = loader(ctx)?.load_many(keys).await.api()?;
-        Ok(self
-            .0
-            .evidence_ids
-            .iter()
-            .filter_map(|id| found.get(&EvidenceById(*id)).cloned().map(Evidence))
-            .collect())
+        self.source
+            .evidence_by_ids(ctx, &self.row.evidence_ids)
+            .await
     }
     async fn recorded_at(&self) -> DateTime<Utc> {
-        self.0.recorded_at
+        self.row.recorded_at
     }
     async fn actor(&self) -> &str {
-        &self.0.actor
+        &self.row.actor
     }
     async fn cursor(&self) -> String {
-        self.0.cursor.encode()
+        self.row.cursor.encode()
     }
 }
 
@@ -657,6 +816,8 @@ pub enum TotalCount {
     History(Uuid),
     /// Events matching filters.
     Events(Option<Uuid>, Option<Vec<String>>),
+    /// Already known (a time-travel view counts in memory).
+    Known(i64),
 }
 
 /// Extra fields of every connection.
@@ -670,6 +831,7 @@ impl ConnectionFields {
         match &self.0 {
             TotalCount::Commitments(f) => read::count_commitments(pool, f).await.api(),
             TotalCount::History(id) => read::history_count(pool, *id).await.api(),
+            TotalCount::Known(n) => Ok(*n),
             TotalCount::Events(stream, types) => {
                 read::events_count(pool, *stream, types.as_deref())
                     .await
@@ -683,6 +845,24 @@ impl ConnectionFields {
 pub type EventConnection = Connection<String, Event, ConnectionFields>;
 /// A page of commitments.
 pub type CommitmentConnection = Connection<String, Commitment, ConnectionFields>;
+
+/// Builds an event page from `limit + 1` shared events.
+pub fn arc_event_connection(
+    mut rows: Vec<Arc<StoredEvent>>,
+    limit: i64,
+    has_previous: bool,
+    total: TotalCount,
+) -> EventConnection {
+    let has_next = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let mut conn =
+        Connection::with_additional_fields(has_previous, has_next, ConnectionFields(total));
+    conn.edges.extend(
+        rows.into_iter()
+            .map(|e| Edge::new(e.cursor().encode(), Event(e))),
+    );
+    conn
+}
 
 /// Builds an event page from `limit + 1` rows.
 pub fn event_connection(
@@ -708,15 +888,18 @@ pub fn commitment_connection(
     limit: i64,
     has_previous: bool,
     total: TotalCount,
+    source: &Source,
 ) -> CommitmentConnection {
     let has_next = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let mut conn =
         Connection::with_additional_fields(has_previous, has_next, ConnectionFields(total));
-    conn.edges.extend(
-        rows.into_iter()
-            .map(|c| Edge::new(ListCursor(c.registered_position).encode(), Commitment(c))),
-    );
+    conn.edges.extend(rows.into_iter().map(|c| {
+        Edge::new(
+            ListCursor(c.registered_position).encode(),
+            source.commitment(c),
+        )
+    }));
     conn
 }
 
@@ -754,6 +937,8 @@ pub struct Scorecard {
     pub overall: Option<Rating>,
     /// The configured rule's name.
     pub rule: &'static str,
+    /// Where the commitments come from.
+    pub source: Source,
 }
 
 #[Object]
@@ -788,14 +973,6 @@ impl Scorecard {
     }
     /// The commitments counted.
     async fn commitments(&self, ctx: &Context<'_>) -> ApiResult<Vec<Commitment>> {
-        let found = loader(ctx)?
-            .load_many(self.ids.iter().map(|id| CommitmentById(*id)))
-            .await
-            .api()?;
-        Ok(self
-            .ids
-            .iter()
-            .filter_map(|id| found.get(&CommitmentById(*id)).cloned().map(Commitment))
-            .collect())
+        self.source.commitments(ctx, &self.ids).await
     }
 }

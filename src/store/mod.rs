@@ -8,6 +8,7 @@ pub mod feed;
 pub mod idempotency;
 pub mod projections;
 pub mod read;
+pub mod replay;
 pub mod tokens;
 
 use crate::domain::DomainError;

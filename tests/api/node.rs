@@ -28,14 +28,20 @@ fn install_node_dependencies(dir: &Path) {
 async fn the_graphql_ws_client_library_sees_every_change_once_across_processes_and_faults() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
     let install_dir = dir.clone();
-    tokio::task::spawn_blocking(move || install_node_dependencies(&install_dir)).await.unwrap();
+    tokio::task::spawn_blocking(move || install_node_dependencies(&install_dir))
+        .await
+        .unwrap();
 
     let db = TestDatabase::create().await;
     let writer = ServerProcess::start(&db.url).await;
     let mut reader = Some(ServerProcess::start(&db.url).await);
     let pool = store::connect(&db.url, 2).await.unwrap();
-    let (_, token) = tokens::create(&pool, "node-client", Role::Admin, None).await.unwrap();
-    let admin = store::connect(&format!("{}/postgres", server_url()), 1).await.unwrap();
+    let (_, token) = tokens::create(&pool, "node-client", Role::Admin, None)
+        .await
+        .unwrap();
+    let admin = store::connect(&format!("{}/postgres", server_url()), 1)
+        .await
+        .unwrap();
 
     let mut node = tokio::process::Command::new("node")
         .arg(dir.join("scenarios.mjs"))
@@ -51,12 +57,14 @@ async fn the_graphql_ws_client_library_sees_every_change_once_across_processes_a
     let mut stdin = node.stdin.take().unwrap();
     let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
     let mut reports = Vec::new();
-    while let Some(line) = tokio::time::timeout(std::time::Duration::from_secs(120), lines.next_line())
-        .await
-        .expect("the script makes progress")
-        .unwrap()
+    while let Some(line) =
+        tokio::time::timeout(std::time::Duration::from_secs(120), lines.next_line())
+            .await
+            .expect("the script makes progress")
+            .unwrap()
     {
-        let message: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        let message: Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
         let answer = match message["await"].as_str() {
             None => {
                 reports.push(message);
@@ -82,7 +90,10 @@ async fn the_graphql_ws_client_library_sees_every_change_once_across_processes_a
             }
             Some(other) => panic!("unknown fault {other}"),
         };
-        stdin.write_all(format!("{answer}\n").as_bytes()).await.unwrap();
+        stdin
+            .write_all(format!("{answer}\n").as_bytes())
+            .await
+            .unwrap();
     }
     let output = node.wait_with_output().await.unwrap();
     assert!(
@@ -90,7 +101,10 @@ async fn the_graphql_ws_client_library_sees_every_change_once_across_processes_a
         "node scenarios failed: {reports:?}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let names: Vec<&str> = reports.iter().map(|r| r["scenario"].as_str().unwrap()).collect();
+    let names: Vec<&str> = reports
+        .iter()
+        .map(|r| r["scenario"].as_str().unwrap())
+        .collect();
     assert_eq!(names.len(), 4, "every scenario reported: {reports:?}");
     println!("{reports:?}");
 }
