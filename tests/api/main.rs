@@ -11,4 +11,5 @@ mod seed;
 mod session;
 mod statements;
 mod subscriptions;
+mod timetravel;
 mod writes;
