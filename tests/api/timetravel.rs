@@ -89,7 +89,7 @@ async fn apply(app: &TestApp, world: &mut World, step: &Step) {
                     REGISTER,
                     json!({ "input": {
                         "slug": format!("c-{n}"), "title": format!("Commitment {n}"), "description": "d",
-                        "area": if n % 2 == 0 { "Even" } else { "Odd" }, "policySource": "p",
+                        "area": if n.is_multiple_of(2) { "Even" } else { "Odd" }, "policySource": "p",
                         "target": "t", "dueDate": "2025-03-31", "announcedOn": "2022-06-29"
                     }}),
                 )
@@ -112,7 +112,7 @@ async fn apply(app: &TestApp, world: &mut World, step: &Step) {
                 .ok(
                     ASSESS,
                     json!({ "input": {
-                        "commitmentId": id, "assessor": "Panel", "assessorKind": if n % 3 == 0 { "GOVERNMENT" } else { "INDEPENDENT" },
+                        "commitmentId": id, "assessor": "Panel", "assessorKind": if n.is_multiple_of(3) { "GOVERNMENT" } else { "INDEPENDENT" },
                         "assessedOn": date(*day), "overall": ratings[*rating], "deliveryStatus": "NOT_ON_TRACK",
                         "rationale": format!("verdict {n}"),
                         "evidenceIds": world.evidence.iter().filter(|e| !e.1).take(1).map(|e| e.0.clone()).collect::<Vec<_>>()
@@ -190,20 +190,20 @@ fn as_of_any_past_instant_answers_exactly_what_the_system_answered_then() {
         cases,
         ..ProptestConfig::default()
     });
-    let mut world = World {
+    let world = tokio::sync::Mutex::new(World {
         commitments: Vec::new(),
         evidence: Vec::new(),
         assessments: Vec::new(),
         n: 0,
-    };
-    let world = std::cell::RefCell::new(&mut world);
+    });
     let result = runner.run(&proptest::collection::vec(step(), 1..6), |steps| {
         rt.block_on(async {
             // The same database for every sequence: each one extends a longer history, and
             // every recorded instant must still answer as it did.
             let mut seen = Vec::new();
+            let mut world = world.lock().await;
             for step in &steps {
-                apply(&app, &mut world.borrow_mut(), step).await;
+                apply(&app, &mut world, step).await;
                 let live = app.ok(EVERYTHING, json!({})).await;
                 seen.push((now(&app).await, live));
             }
