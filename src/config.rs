@@ -35,6 +35,11 @@ pub enum Command {
     },
     /// Print the GraphQL schema (SDL) to standard output.
     ExportSchema,
+    /// Recompute every stream's hash chain and compare the projections with a fresh replay;
+    /// exit 0 only when all holds.
+    Verify,
+    /// Replay every event into fresh projection tables and swap them in while serving.
+    RebuildProjections,
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),

@@ -148,6 +148,11 @@ pub struct StreamHead {
     pub now: DateTime<Utc>,
 }
 
+/// The advisory lock every append holds shared and a projection rebuild takes exclusively to
+/// swap its tables in: appends pause for the swap, before they take any other lock, so the two
+/// can never wait for each other.
+pub(crate) const APPEND_GATE: i64 = 0x0C0A_11FE_5EED_0001;
+
 /// The advisory-lock key of a stream: its UUID folded to 64 bits. A collision only makes two
 /// streams' appends wait for each other.
 fn lock_key(stream_id: Uuid) -> i64 {
@@ -167,7 +172,8 @@ pub async fn lock_stream(
     stream_type: StreamType,
 ) -> StoreResult<Option<StreamHead>> {
     // language=PostgreSQL
-    sqlx::query("select pg_advisory_xact_lock($1)")
+    sqlx::query("select pg_advisory_xact_lock_shared($1), pg_advisory_xact_lock($2)")
+        .bind(APPEND_GATE)
         .bind(lock_key(stream_id))
         .execute(&mut *conn)
         .await?;
@@ -203,9 +209,11 @@ pub async fn new_stream(
     stream_type: StreamType,
 ) -> StoreResult<StreamHead> {
     // language=PostgreSQL
-    let now: DateTime<Utc> = sqlx::query_scalar("select clock_timestamp()")
-        .fetch_one(&mut *conn)
-        .await?;
+    let (_, now): ((), DateTime<Utc>) =
+        sqlx::query_as("select pg_advisory_xact_lock_shared($1), clock_timestamp()")
+            .bind(APPEND_GATE)
+            .fetch_one(&mut *conn)
+            .await?;
     Ok(StreamHead {
         stream_id,
         stream_type,

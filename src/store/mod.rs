@@ -8,8 +8,10 @@ pub mod feed;
 pub mod idempotency;
 pub mod projections;
 pub mod read;
+pub mod rebuild;
 pub mod replay;
 pub mod tokens;
+pub mod verify;
 
 use crate::domain::DomainError;
 use sqlx::migrate::MigrateDatabase;

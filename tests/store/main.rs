@@ -1,5 +1,6 @@
 //! Store tests on a fresh database each: the hash chain, appends, and committed-order reads.
 
+mod audit;
 #[path = "../common/mod.rs"]
 mod common;
 

@@ -1,0 +1,430 @@
+//! Rebuilding the projections while the server serves: replay every event into fresh tables,
+//! then swap them in atomically.
+//!
+//! 1. Fold the log up to a cursor into memory and bulk-insert the rows into `*_rebuild` tables
+//!    (reads and writes go on against the live tables meanwhile).
+//! 2. In one transaction: `LOCK events IN SHARE MODE` (appends wait; reads go on), replay the
+//!    events committed since the cursor into the new tables, rename the live tables away and
+//!    the new ones in, drop the old ones. Appends that waited then continue against the new
+//!    tables: no write is lost, no read fails (it waits for the rename at most).
+
+use super::event_store::{EVENT_COLUMNS, StoredEvent};
+use super::read::{AssessmentRow, CommitmentRow, DisputeRow, EvidenceRow, RevisionRow};
+use super::replay::View;
+use super::{StoreError, StoreResult};
+use crate::domain::rating::Rating;
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+/// Rows per insert statement (well under Postgres's 65,535 bind parameters).
+const BATCH: usize = 1000;
+
+/// The projection tables, in dependency order (referenced before referencing).
+const TABLES: [&str; 6] = [
+    "commitments",
+    "assessments",
+    "evidence",
+    "evidence_commitments",
+    "disputes",
+    "revisions",
+];
+
+/// What a rebuild did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RebuildReport {
+    /// Events replayed.
+    pub events: usize,
+    /// Of those, committed while the rebuild ran (replayed under the lock).
+    pub caught_up: usize,
+}
+
+async fn events_after(
+    conn: &mut PgConnection,
+    after: Option<(i64, i64)>,
+) -> StoreResult<Vec<StoredEvent>> {
+    let (t, p) = after.unwrap_or((0, 0));
+    // language=PostgreSQL
+    let sql = format!(
+        "select {EVENT_COLUMNS} from events where (transaction_id, position) > ($1, $2)
+         order by transaction_id, position"
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(t)
+        .bind(p)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(StoredEvent::from_row)
+        .collect::<Result<_, _>>()
+        .map_err(StoreError::from)
+}
+
+/// Replays the log into fresh tables and swaps them in.
+pub async fn rebuild(pool: &PgPool) -> StoreResult<RebuildReport> {
+    let mut conn = pool.acquire().await?;
+    // Fresh, empty tables with the same columns, defaults, constraints and indexes.
+    for table in TABLES {
+        // language=PostgreSQL
+        sqlx::query(AssertSqlSafe(format!(
+            "drop table if exists {table}_rebuild cascade"
+        )))
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "create table {table}_rebuild (like {table} including all)"
+        )))
+        .execute(&mut *conn)
+        .await?;
+    }
+
+    // 1. Everything committed so far, replayed in memory, written in bulk.
+    let events = events_after(&mut conn, None).await?;
+    let replayed = events.len();
+    let last = events.last().map(|e| (e.transaction_id, e.position));
+    let mut view = View::fold(events)?;
+    write_view(&mut conn, &view, None).await?;
+
+    // 2. With appends paused and the live tables locked: catch up and swap.
+    let mut tx = pause_and_lock(pool).await?;
+    let late = events_after(&mut tx, last).await?;
+    if !late.is_empty() {
+        for e in &late {
+            let decoded = e.decode()?;
+            view.apply(e, &decoded);
+        }
+        let t = touched(&late, &view);
+        clear_touched(&mut tx, &t).await?;
+        write_view(&mut tx, &view, Some(&t)).await?;
+    }
+    for table in TABLES.iter().rev() {
+        sqlx::query(AssertSqlSafe(format!(
+            "alter table {table} rename to {table}_old"
+        )))
+        .execute(&mut *tx)
+        .await?;
+    }
+    for table in TABLES {
+        sqlx::query(AssertSqlSafe(format!(
+            "alter table {table}_rebuild rename to {table}"
+        )))
+        .execute(&mut *tx)
+        .await?;
+    }
+    for table in TABLES.iter().rev() {
+        sqlx::query(AssertSqlSafe(format!("drop table {table}_old cascade")))
+            .execute(&mut *tx)
+            .await?;
+    }
+    for table in TABLES {
+        rename_indexes(&mut tx, table).await?;
+    }
+    for sql in FOREIGN_KEYS {
+        sqlx::query(sql).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(RebuildReport {
+        events: replayed + late.len(),
+        caught_up: late.len(),
+    })
+}
+
+/// Opens the swap transaction: takes the append gate exclusively (in-flight appends finish, new
+/// ones wait at their start) and locks the live tables. Each wait is bounded by a lock timeout
+/// shorter than Postgres's deadlock timeout, so that if a reader holds one table while waiting
+/// for another, the rebuild gives way and tries again rather than a reader being cancelled.
+async fn pause_and_lock(pool: &PgPool) -> StoreResult<sqlx::Transaction<'static, Postgres>> {
+    let mut attempt = 0u32;
+    loop {
+        let mut tx = pool.begin().await?;
+        // language=PostgreSQL
+        sqlx::query("set local lock_timeout = '200ms'")
+            .execute(&mut *tx)
+            .await?;
+        let locked = async {
+            sqlx::query("select pg_advisory_xact_lock($1)")
+                .bind(super::event_store::APPEND_GATE)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "lock table commitments, assessments, evidence, evidence_commitments, disputes,
+                 revisions in access exclusive mode",
+            )
+            .execute(&mut *tx)
+            .await
+        }
+        .await;
+        match locked {
+            Ok(_) => {
+                sqlx::query("set local lock_timeout = 0")
+                    .execute(&mut *tx)
+                    .await?;
+                return Ok(tx);
+            }
+            Err(sqlx::Error::Database(db))
+                if db.code().as_deref() == Some("55P03") && attempt < 300 =>
+            {
+                attempt += 1;
+                drop(tx);
+                tokio::time::sleep(std::time::Duration::from_millis(
+                    10 + u64::from(attempt.min(20)) * 5,
+                ))
+                .await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The keys whose rows a batch of events touches.
+#[derive(Default)]
+struct Touched {
+    commitments: Vec<Uuid>,
+    evidence: Vec<Uuid>,
+}
+
+fn touched(events: &[StoredEvent], view: &View) -> Touched {
+    let mut t = Touched::default();
+    for e in events {
+        if e.stream_type == "commitment" {
+            t.commitments.push(e.stream_id);
+        } else {
+            t.evidence.push(e.stream_id);
+            if let Some(row) = view.evidence.get(&e.stream_id) {
+                t.commitments.extend(row.commitment_ids.iter().copied());
+            }
+        }
+    }
+    t.commitments.sort();
+    t.commitments.dedup();
+    t.evidence.sort();
+    t.evidence.dedup();
+    t
+}
+
+/// Writes the rows of `view` (all of them, or only those of `only`) into the `*_rebuild` tables.
+async fn write_view(
+    conn: &mut PgConnection,
+    view: &View,
+    only: Option<&Touched>,
+) -> StoreResult<()> {
+    let keep_c = |id: &Uuid| only.is_none_or(|t| t.commitments.binary_search(id).is_ok());
+    let keep_e = |id: &Uuid| only.is_none_or(|t| t.evidence.binary_search(id).is_ok());
+
+    let commitments: Vec<&CommitmentRow> =
+        view.commitments.iter().filter(|c| keep_c(&c.id)).collect();
+    for chunk in commitments.chunks(BATCH) {
+        let mut q = QueryBuilder::<Postgres>::new(
+            "insert into commitments_rebuild (id, slug, title, description, area, policy_source, target,
+             due_date, owner, announced_on, version, current_assessment_id, registered_position,
+             registered_at, updated_at, last_transaction_id, last_position) ",
+        );
+        q.push_values(chunk, |mut b, c| {
+            b.push_bind(c.id)
+                .push_bind(&c.slug)
+                .push_bind(&c.title)
+                .push_bind(&c.description)
+                .push_bind(&c.area)
+                .push_bind(&c.policy_source)
+                .push_bind(&c.target)
+                .push_bind(c.due_date)
+                .push_bind(&c.owner)
+                .push_bind(c.announced_on)
+                .push_bind(c.version)
+                .push_bind(c.current_assessment_id)
+                .push_bind(c.registered_position)
+                .push_bind(c.registered_at)
+                .push_bind(c.updated_at)
+                .push_bind(c.cursor.transaction_id)
+                .push_bind(c.cursor.position);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+
+    let assessments: Vec<&AssessmentRow> = view
+        .assessments
+        .iter()
+        .filter(|(c, _)| keep_c(c))
+        .flat_map(|(_, rows)| rows)
+        .collect();
+    for chunk in assessments.chunks(BATCH) {
+        let mut q = QueryBuilder::<Postgres>::new(
+            "insert into assessments_rebuild (id, commitment_id, assessor, assessor_kind, assessed_on,
+             overall, met, funding, impact, appropriateness, delivery_status, rationale, evidence_ids,
+             evaluation, position, transaction_id, recorded_at, actor) ",
+        );
+        let r = |x: Option<Rating>| x.map(Rating::as_str);
+        q.push_values(chunk, |mut b, a| {
+            b.push_bind(a.id)
+                .push_bind(a.commitment_id)
+                .push_bind(&a.assessor)
+                .push_bind(a.assessor_kind.as_str())
+                .push_bind(a.assessed_on)
+                .push_bind(r(a.overall))
+                .push_bind(r(a.aspects.met))
+                .push_bind(r(a.aspects.funding))
+                .push_bind(r(a.aspects.impact))
+                .push_bind(r(a.aspects.appropriateness))
+                .push_bind(a.delivery_status.as_str())
+                .push_bind(&a.rationale)
+                .push_bind(&a.evidence_ids)
+                .push_bind(&a.evaluation)
+                .push_bind(a.cursor.position)
+                .push_bind(a.cursor.transaction_id)
+                .push_bind(a.recorded_at)
+                .push_bind(&a.actor);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+
+    let evidence: Vec<&EvidenceRow> = view.evidence.values().filter(|e| keep_e(&e.id)).collect();
+    for chunk in evidence.chunks(BATCH) {
+        let mut q = QueryBuilder::<Postgres>::new(
+            "insert into evidence_rebuild (id, commitment_ids, title, summary, source_url, submitted_by,
+             organisation, submitted_on, kind, retracted, retraction_reason, retracted_on, version,
+             position, transaction_id, recorded_at, actor) ",
+        );
+        q.push_values(chunk, |mut b, e| {
+            b.push_bind(e.id)
+                .push_bind(&e.commitment_ids)
+                .push_bind(&e.title)
+                .push_bind(&e.summary)
+                .push_bind(&e.source_url)
+                .push_bind(&e.submitted_by)
+                .push_bind(&e.organisation)
+                .push_bind(e.submitted_on)
+                .push_bind(e.kind.as_str())
+                .push_bind(e.retracted)
+                .push_bind(&e.retraction_reason)
+                .push_bind(e.retracted_on)
+                .push_bind(e.version)
+                .push_bind(e.cursor.position)
+                .push_bind(e.cursor.transaction_id)
+                .push_bind(e.recorded_at)
+                .push_bind(&e.actor);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+
+    let links: Vec<(Uuid, Uuid)> = view
+        .evidence_of
+        .iter()
+        .flat_map(|(c, es)| es.iter().map(move |e| (*c, *e)))
+        .filter(|(c, e)| keep_c(c) || keep_e(e))
+        .collect();
+    for chunk in links.chunks(BATCH) {
+        let mut q = QueryBuilder::<Postgres>::new(
+            "insert into evidence_commitments_rebuild (commitment_id, evidence_id) ",
+        );
+        q.push_values(chunk, |mut b, (c, e)| {
+            b.push_bind(*c).push_bind(*e);
+        });
+        q.push(" on conflict do nothing");
+        q.build().execute(&mut *conn).await?;
+    }
+
+    let disputes: Vec<&DisputeRow> = view
+        .disputes
+        .values()
+        .flatten()
+        .filter(|d| keep_c(&d.commitment_id))
+        .collect();
+    for chunk in disputes.chunks(BATCH) {
+        let mut q = QueryBuilder::<Postgres>::new(
+            "insert into disputes_rebuild (id, assessment_id, commitment_id, disputed_by, statement,
+             disputed_on, evidence_ids, position, transaction_id, recorded_at, actor) ",
+        );
+        q.push_values(chunk, |mut b, d| {
+            b.push_bind(d.id)
+                .push_bind(d.assessment_id)
+                .push_bind(d.commitment_id)
+                .push_bind(&d.disputed_by)
+                .push_bind(&d.statement)
+                .push_bind(d.disputed_on)
+                .push_bind(&d.evidence_ids)
+                .push_bind(d.cursor.position)
+                .push_bind(d.cursor.transaction_id)
+                .push_bind(d.recorded_at)
+                .push_bind(&d.actor);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+
+    let revisions: Vec<&RevisionRow> = view
+        .revisions
+        .iter()
+        .filter(|(c, _)| keep_c(c))
+        .flat_map(|(_, r)| r)
+        .collect();
+    for chunk in revisions.chunks(BATCH) {
+        let mut q = QueryBuilder::<Postgres>::new(
+            "insert into revisions_rebuild (commitment_id, version, changes, reason, effective_on,
+             position, transaction_id, recorded_at, actor) ",
+        );
+        q.push_values(chunk, |mut b, r| {
+            b.push_bind(r.commitment_id)
+                .push_bind(r.version)
+                .push_bind(&r.changes)
+                .push_bind(&r.reason)
+                .push_bind(r.effective_on)
+                .push_bind(r.cursor.position)
+                .push_bind(r.cursor.transaction_id)
+                .push_bind(r.recorded_at)
+                .push_bind(&r.actor);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Removes the rows of the touched keys from the `*_rebuild` tables, so they can be rewritten.
+async fn clear_touched(conn: &mut PgConnection, t: &Touched) -> StoreResult<()> {
+    // language=PostgreSQL
+    for sql in [
+        "delete from assessments_rebuild where commitment_id = any($1)",
+        "delete from disputes_rebuild where commitment_id = any($1)",
+        "delete from revisions_rebuild where commitment_id = any($1)",
+        "delete from evidence_commitments_rebuild where commitment_id = any($1) or evidence_id = any($2)",
+        "delete from commitments_rebuild where id = any($1)",
+        "delete from evidence_rebuild where id = any($2)",
+    ] {
+        sqlx::query(sql)
+            .bind(&t.commitments)
+            .bind(&t.evidence)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Foreign keys between the projection tables (`create table ... like` does not copy them).
+const FOREIGN_KEYS: [&str; 6] = [
+    "alter table assessments add constraint assessments_commitment_id_fkey foreign key (commitment_id) references commitments (id) not valid",
+    "alter table evidence_commitments add constraint evidence_commitments_commitment_id_fkey foreign key (commitment_id) references commitments (id) not valid",
+    "alter table evidence_commitments add constraint evidence_commitments_evidence_id_fkey foreign key (evidence_id) references evidence (id) not valid",
+    "alter table disputes add constraint disputes_assessment_id_fkey foreign key (assessment_id) references assessments (id) not valid",
+    "alter table disputes add constraint disputes_commitment_id_fkey foreign key (commitment_id) references commitments (id) not valid",
+    "alter table revisions add constraint revisions_commitment_id_fkey foreign key (commitment_id) references commitments (id) not valid",
+];
+
+/// Gives the new tables' indexes (and the constraints they back) the live tables' names, which
+/// the store relies on (e.g. `commitments_slug_key` for a taken slug).
+async fn rename_indexes(conn: &mut PgConnection, table: &str) -> StoreResult<()> {
+    // language=PostgreSQL
+    let names: Vec<String> = sqlx::query_scalar(
+        "select indexname from pg_indexes where schemaname = current_schema() and tablename = $1",
+    )
+    .bind(table)
+    .fetch_all(&mut *conn)
+    .await?;
+    let prefix = format!("{table}_rebuild");
+    for name in names {
+        if let Some(rest) = name.strip_prefix(&prefix) {
+            sqlx::query(AssertSqlSafe(format!(
+                "alter index {name} rename to {table}{rest}"
+            )))
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
