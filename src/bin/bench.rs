@@ -3,6 +3,12 @@
 //!
 //! `cargo run --release --bin bench -- ordering [--writers 32] [--appends 200]`
 //!
+//! `cargo run --release --bin bench -- timetravel [--events 10000] [--queries 200]`
+//!
+//! `timetravel` builds one commitment with that many assessments and times the same GraphQL
+//! query live (from the projections) and with `asOf` and `validOn` (folded from the log),
+//! executed in-process against the real schema and database.
+//!
 //! `ordering` compares the two ways of giving readers committed order (DESIGN §4), with the
 //! same append work: the transaction-id horizon (what the server does: a per-stream lock and
 //! readers below `pg_snapshot_xmin`) and serialised appends (one global lock held to commit,
@@ -45,6 +51,8 @@ struct Args {
     scenario: String,
     writers: usize,
     appends: usize,
+    events: usize,
+    queries: usize,
     server: String,
 }
 
@@ -57,6 +65,8 @@ fn parse_args() -> anyhow::Result<Args> {
         scenario,
         writers: 32,
         appends: 200,
+        events: 10_000,
+        queries: 200,
         server: std::env::var("BENCH_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into()),
     };
@@ -67,6 +77,8 @@ fn parse_args() -> anyhow::Result<Args> {
         match flag.as_str() {
             "--writers" => parsed.writers = value.parse()?,
             "--appends" => parsed.appends = value.parse()?,
+            "--events" => parsed.events = value.parse()?,
+            "--queries" => parsed.queries = value.parse()?,
             other => anyhow::bail!("unknown flag {other}"),
         }
     }
@@ -384,11 +396,131 @@ async fn ordering(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One commitment with `events` assessments, appended 100 to a transaction with projections.
+async fn long_stream(pool: &PgPool, events: usize) -> anyhow::Result<Uuid> {
+    let id = streams(pool, 1).await?[0];
+    // The registration's projection row.
+    let mut conn = pool.acquire().await?;
+    let first = event_store::load_stream(&mut conn, id).await?;
+    drop(conn);
+    let mut tx = pool.begin().await?;
+    commitment_tracker::store::projections::apply(&mut tx, &first[0], &first[0].decode()?).await?;
+    tx.commit().await?;
+    let mut left = events;
+    let mut offset = 0i64;
+    while left > 0 {
+        let n = left.min(100);
+        let batch: Vec<(DomainEvent, NaiveDate)> = (0..n)
+            .map(|_| {
+                offset += 1;
+                let on = day() + chrono::Duration::days(offset % 3000);
+                let mut e = assessed();
+                if let DomainEvent::Commitment(CommitmentEvent::Assessed(a)) = &mut e {
+                    a.assessed_on = on;
+                }
+                (e, on)
+            })
+            .collect();
+        let mut tx = pool.begin().await?;
+        let head = event_store::lock_stream(&mut tx, id, StreamType::Commitment)
+            .await?
+            .context("stream exists")?;
+        let stored = event_store::append(&mut tx, &head, &batch, &metadata()).await?;
+        for (s, (e, _)) in stored.iter().zip(&batch) {
+            commitment_tracker::store::projections::apply(&mut tx, s, e).await?;
+        }
+        tx.commit().await?;
+        left -= n;
+    }
+    Ok(id)
+}
+
+async fn timed_queries(
+    schema: &commitment_tracker::graphql::AppSchema,
+    query: &str,
+    variables: serde_json::Value,
+    n: usize,
+) -> anyhow::Result<serde_json::Value> {
+    let mut ms_taken = Vec::with_capacity(n);
+    for _ in 0..n {
+        let request = async_graphql::Request::new(query)
+            .variables(async_graphql::Variables::from_json(variables.clone()))
+            .data(commitment_tracker::graphql::RequestInfo::default());
+        let t = Instant::now();
+        let response = schema.execute(request).await;
+        ms_taken.push(ms(t.elapsed()));
+        anyhow::ensure!(
+            response.errors.is_empty(),
+            "query failed: {:?}",
+            response.errors
+        );
+    }
+    ms_taken.sort_by(f64::total_cmp);
+    Ok(json!({ "p50_ms": percentile(&ms_taken, 0.5), "p99_ms": percentile(&ms_taken, 0.99) }))
+}
+
+async fn timetravel(args: &Args) -> anyhow::Result<()> {
+    let (url, pool) = fresh_database(&args.server).await?;
+    let result = async {
+        let id = long_stream(&pool, args.events).await?;
+        let feed = Feed::new(pool.clone(), FeedSettings::default()).await?;
+        let schema =
+            commitment_tracker::graphql::build_schema(commitment_tracker::graphql::SchemaDeps {
+                pool: pool.clone(),
+                commands: commitment_tracker::commands::Commands::new(pool.clone(), feed.clone()),
+                feed,
+                scorecard_rule: Default::default(),
+            });
+        let query = "query($id: ID!, $asOf: DateTime, $validOn: Date) {
+            commitment(id: $id, asOf: $asOf, validOn: $validOn) {
+                version dueDate currentAssessment { overall assessedOn previous { overall } }
+            }
+        }";
+        let now = chrono::Utc::now().to_rfc3339();
+        let live = timed_queries(&schema, query, json!({ "id": id }), args.queries).await?;
+        let as_of = timed_queries(
+            &schema,
+            query,
+            json!({ "id": id, "asOf": now }),
+            args.queries,
+        )
+        .await?;
+        let valid_on = timed_queries(
+            &schema,
+            query,
+            json!({ "id": id, "validOn": "2026-01-01" }),
+            args.queries,
+        )
+        .await?;
+        let ratio = |v: &serde_json::Value| {
+            (v["p50_ms"].as_f64().unwrap_or(f64::NAN) / live["p50_ms"].as_f64().unwrap_or(f64::NAN)
+                * 10.0)
+                .round()
+                / 10.0
+        };
+        Ok::<_, anyhow::Error>(json!({
+            "scenario": "timetravel",
+            "events_in_stream": args.events,
+            "queries": args.queries,
+            "live": live,
+            "as_of": as_of,
+            "valid_on": valid_on,
+            "p50_over_live": { "as_of": ratio(&as_of), "valid_on": ratio(&valid_on) },
+        }))
+    }
+    .await;
+    pool.close().await;
+    drop_database(&args.server, &url).await?;
+    println!("{}", result?);
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     match args.scenario.as_str() {
         "ordering" => ordering(&args).await,
-        other => anyhow::bail!("unknown scenario {other}; scenarios: ordering"),
+        "timetravel" => timetravel(&args).await,
+        other => anyhow::bail!("unknown scenario {other}; scenarios: ordering, timetravel"),
     }
 }

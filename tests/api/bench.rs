@@ -22,3 +22,24 @@ async fn the_ordering_benchmark_runs_and_every_append_is_delivered() {
         assert_eq!(report[strategy]["delivered"], 10, "{strategy}: {report}");
     }
 }
+
+#[tokio::test]
+async fn the_time_travel_benchmark_runs() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["timetravel", "--events", "150", "--queries", "3"])
+        .env("BENCH_DATABASE_URL", crate::helpers::server_url())
+        .output()
+        .await
+        .expect("run the bench binary");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    assert_eq!(report["scenario"], "timetravel");
+    assert_eq!(report["events_in_stream"], 150);
+    for key in ["live", "as_of", "valid_on"] {
+        assert!(report[key]["p99_ms"].as_f64().is_some(), "{report}");
+    }
+}
