@@ -492,6 +492,22 @@ async fn timetravel(args: &Args) -> anyhow::Result<()> {
             args.queries,
         )
         .await?;
+        // The fold alone (read the log, decode, apply), without GraphQL.
+        let mut fold_ms = Vec::new();
+        let mut read_ms = Vec::new();
+        for _ in 0..args.queries.min(50) {
+            let t = Instant::now();
+            let filter = commitment_tracker::store::replay::TimeFilter { as_of: Some(chrono::Utc::now()), valid_on: None };
+            let _ = commitment_tracker::store::replay::View::load(&pool, filter).await?;
+            fold_ms.push(ms(t.elapsed()));
+            let t = Instant::now();
+            let _: Vec<(i64,)> = sqlx::query_as("select position from events where recorded_at <= now() order by transaction_id, position")
+                .fetch_all(&pool)
+                .await?;
+            read_ms.push(ms(t.elapsed()));
+        }
+        fold_ms.sort_by(f64::total_cmp);
+        read_ms.sort_by(f64::total_cmp);
         let ratio = |v: &serde_json::Value| {
             (v["p50_ms"].as_f64().unwrap_or(f64::NAN) / live["p50_ms"].as_f64().unwrap_or(f64::NAN)
                 * 10.0)
@@ -506,6 +522,8 @@ async fn timetravel(args: &Args) -> anyhow::Result<()> {
             "as_of": as_of,
             "valid_on": valid_on,
             "p50_over_live": { "as_of": ratio(&as_of), "valid_on": ratio(&valid_on) },
+            "fold_p50_ms": percentile(&fold_ms, 0.5),
+            "ordered_position_scan_p50_ms": percentile(&read_ms, 0.5),
         }))
     }
     .await;

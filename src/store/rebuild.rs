@@ -92,6 +92,7 @@ pub async fn rebuild(pool: &PgPool) -> StoreResult<RebuildReport> {
             let decoded = e.decode()?;
             view.apply(e, &decoded);
         }
+        view.sort();
         let t = touched(&late, &view);
         clear_touched(&mut tx, &t).await?;
         write_view(&mut tx, &view, Some(&t)).await?;

@@ -64,6 +64,9 @@ pub struct View {
     pub revisions: HashMap<Uuid, Vec<RevisionRow>>,
     /// The events folded, in committed order.
     pub events: Vec<Arc<StoredEvent>>,
+    /// Each commitment's current assessment key (assessed_on, position), so that finding the
+    /// current one never scans the timeline.
+    current_key: HashMap<Uuid, (NaiveDate, i64)>,
 }
 
 impl View {
@@ -75,7 +78,25 @@ impl View {
             view.apply(&e, &decoded);
             view.events.push(Arc::new(e));
         }
+        view.sort();
         Ok(view)
+    }
+
+    /// Puts every list in its order after [`View::apply`]: assessments by (assessed_on,
+    /// position), evidence by (submitted_on, position). Sorting once after a batch is
+    /// O(n log n); keeping the lists ordered on each insert would be O(n²) on a long stream.
+    pub fn sort(&mut self) {
+        for timeline in self.assessments.values_mut() {
+            timeline.sort_by_key(|a| (a.assessed_on, a.cursor.position));
+        }
+        let evidence = &self.evidence;
+        for list in self.evidence_of.values_mut() {
+            list.sort_by_key(|id| {
+                evidence
+                    .get(id)
+                    .map(|e| (e.submitted_on, e.cursor.position))
+            });
+        }
     }
 
     /// Reads the events inside `filter` and folds them.
@@ -148,7 +169,8 @@ impl View {
         }
     }
 
-    /// Applies one event, as `projections::apply` does to the tables.
+    /// Applies one event, as `projections::apply` does to the tables. After a batch, call
+    /// [`View::sort`] to put the lists in order ([`View::fold`] does).
     pub fn apply(&mut self, stored: &StoredEvent, event: &DomainEvent) {
         let cursor = stored.cursor();
         let actor = stored.actor().to_owned();
@@ -235,15 +257,23 @@ impl View {
                     recorded_at: stored.recorded_at,
                     actor,
                 };
-                let timeline = self.assessments.entry(stored.stream_id).or_default();
-                let at = timeline.partition_point(|a| {
-                    (a.assessed_on, a.cursor.position) <= (e.assessed_on, stored.position)
-                });
-                timeline.insert(at, row);
-                let current = timeline.last().map(|a| a.id);
+                // The current assessment is the latest by (assessed_on, position); `sort` puts
+                // the timeline in that order once the batch is applied.
+                let key = (e.assessed_on, stored.position);
+                self.assessments
+                    .entry(stored.stream_id)
+                    .or_default()
+                    .push(row);
+                let becomes_current = self
+                    .current_key
+                    .get(&stored.stream_id)
+                    .is_none_or(|k| key >= *k);
                 self.touch(stored);
-                if let Some(c) = self.commitment_mut(stored.stream_id) {
-                    c.current_assessment_id = current;
+                if becomes_current {
+                    self.current_key.insert(stored.stream_id, key);
+                    if let Some(c) = self.commitment_mut(stored.stream_id) {
+                        c.current_assessment_id = Some(e.assessment_id);
+                    }
                 }
             }
             DomainEvent::Commitment(CommitmentEvent::AssessmentDisputed(e)) => {
@@ -289,15 +319,10 @@ impl View {
                     if self.commitment(*c).is_none() {
                         continue;
                     }
-                    let list = self.evidence_of.entry(*c).or_default();
-                    let evidence = &self.evidence;
-                    let key = (e.submitted_on, stored.position);
-                    let at = list.partition_point(|id| {
-                        evidence
-                            .get(id)
-                            .is_some_and(|x| (x.submitted_on, x.cursor.position) <= key)
-                    });
-                    list.insert(at, stored.stream_id);
+                    self.evidence_of
+                        .entry(*c)
+                        .or_default()
+                        .push(stored.stream_id);
                 }
                 self.evidence.insert(stored.stream_id, row);
             }
