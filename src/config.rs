@@ -98,6 +98,18 @@ pub struct ServeArgs {
     /// Most WebSocket connections this process serves at once (more are refused with 503).
     #[arg(long, env = "WS_MAX_CONNECTIONS", default_value_t = 20_000)]
     pub ws_max_connections: usize,
+    /// Deepest selection nesting a query may have (deeper is QUERY_TOO_COMPLEX).
+    #[arg(long, env = "MAX_QUERY_DEPTH", default_value_t = 12)]
+    pub max_query_depth: usize,
+    /// Largest complexity (roughly, fields selected) a query may have.
+    #[arg(long, env = "MAX_QUERY_COMPLEXITY", default_value_t = 2_000)]
+    pub max_query_complexity: usize,
+    /// Most aliased fields one request may hold.
+    #[arg(long, env = "MAX_ALIASES", default_value_t = 30)]
+    pub max_aliases: usize,
+    /// Require a token for reads too (queries and subscriptions), not only for writes.
+    #[arg(long, env = "REQUIRE_TOKEN_FOR_READS", default_value_t = false)]
+    pub require_token_for_reads: bool,
 }
 
 /// Everything the server needs, resolved.
@@ -125,6 +137,14 @@ pub struct Settings {
     pub ws_max_subscriptions: usize,
     /// WebSocket connections per process.
     pub ws_max_connections: usize,
+    /// Query depth limit.
+    pub max_query_depth: usize,
+    /// Query complexity limit.
+    pub max_query_complexity: usize,
+    /// Alias limit.
+    pub max_aliases: usize,
+    /// Whether reads need a token.
+    pub require_token_for_reads: bool,
 }
 
 impl Settings {
@@ -142,6 +162,10 @@ impl Settings {
             ws_keepalive: Duration::from_secs(args.ws_keepalive_secs.max(1)),
             ws_max_subscriptions: args.ws_max_subscriptions.max(1),
             ws_max_connections: args.ws_max_connections.max(1),
+            max_query_depth: args.max_query_depth.max(2),
+            max_query_complexity: args.max_query_complexity.max(10),
+            max_aliases: args.max_aliases,
+            require_token_for_reads: args.require_token_for_reads,
         }
     }
 

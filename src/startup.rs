@@ -24,6 +24,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::sync::watch;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -68,6 +70,8 @@ impl Application {
             commands,
             feed: feed.clone(),
             scorecard_rule: settings.scorecard_rule,
+            max_depth: settings.max_query_depth,
+            max_complexity: settings.max_query_complexity,
         });
         let listener = TcpListener::bind(settings.listen).await?;
         let router = router(AppState {
@@ -127,18 +131,60 @@ fn router(state: AppState) -> Router {
     let timeout = state.settings.request_timeout;
     let body_limit = state.settings.max_body_bytes;
     Router::new()
-        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql", get(graphql_get).post(graphql))
         .route("/graphql/ws", get(websocket))
         .route("/health", get(health))
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// A panic in a handler or resolver: logged, answered as an internal error, and the server
+/// keeps serving.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    tracing::error!(panic = detail, "request handler panicked");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(error_body(ApiError::Internal)),
+    )
+        .into_response()
+}
+
+/// `GET /graphql`: GraphiQL in a browser; with `?query=`, a read executed like a POST.
+/// Mutations are refused over GET (a link or an image tag must never write).
+async fn graphql_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Response {
+    let Some(raw) = raw.filter(|q| q.contains("query=")) else {
+        return graphiql().await.into_response();
+    };
+    let request = match async_graphql::http::parse_query_string(&raw) {
+        Ok(r) => r,
+        Err(_) => {
+            let err = ApiError::bad_input("query", "not a valid GraphQL GET request");
+            return (StatusCode::BAD_REQUEST, Json(error_body(err))).into_response();
+        }
+    };
+    if crate::graphql::has_mutation(&request.query) {
+        let err = ApiError::bad_input("query", "mutations must be sent with POST");
+        return (StatusCode::METHOD_NOT_ALLOWED, Json(error_body(err))).into_response();
+    }
+    execute(state, headers, request).await
 }
 
 async fn graphiql() -> Html<String> {
@@ -181,6 +227,10 @@ async fn graphql(
     headers: HeaderMap,
     request: GraphQLRequest,
 ) -> Response {
+    execute(state, headers, request.into_inner()).await
+}
+
+async fn execute(state: AppState, headers: HeaderMap, request: async_graphql::Request) -> Response {
     let request_id = headers
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
@@ -205,7 +255,19 @@ async fn graphql(
             return (StatusCode::SERVICE_UNAVAILABLE, Json(error_body(err))).into_response();
         }
     };
-    let request = request.into_inner().data(RequestInfo { actor, request_id });
+    if actor.is_none() && state.settings.require_token_for_reads {
+        let err = ApiError::Unauthenticated("this server requires a token for reads too".into());
+        return (StatusCode::UNAUTHORIZED, Json(error_body(err))).into_response();
+    }
+    if crate::graphql::count_aliases(&request.query).is_some_and(|n| n > state.settings.max_aliases)
+    {
+        let err = ApiError::TooComplex(format!(
+            "at most {} aliased fields are allowed in one request",
+            state.settings.max_aliases
+        ));
+        return (StatusCode::OK, Json(error_body(err))).into_response();
+    }
+    let request = request.data(RequestInfo { actor, request_id });
     let mut response = state.schema.execute(request).await;
     normalise(&mut response.errors);
     GraphQLResponse::from(response).into_response()
@@ -262,6 +324,7 @@ async fn websocket(
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let require_token = state.settings.require_token_for_reads;
     let settings = WsSettings {
         keepalive: state.settings.ws_keepalive,
         max_subscriptions: state.settings.ws_max_subscriptions,
@@ -275,6 +338,12 @@ async fn websocket(
                 let actor = authenticate(&pool, token.as_deref())
                     .await
                     .map_err(|e| e.extend())?;
+                if actor.is_none() && require_token {
+                    let err = ApiError::Unauthenticated(
+                        "this server requires a token for reads too".into(),
+                    );
+                    return Err(err.extend());
+                }
                 let mut data = async_graphql::Data::default();
                 data.insert(RequestInfo { actor, request_id });
                 Ok(data)

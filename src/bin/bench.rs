@@ -470,6 +470,8 @@ async fn timetravel(args: &Args) -> anyhow::Result<()> {
                 commands: commitment_tracker::commands::Commands::new(pool.clone(), feed.clone()),
                 feed,
                 scorecard_rule: Default::default(),
+                max_depth: 64,
+                max_complexity: 100_000,
             });
         let query = "query($id: ID!, $asOf: DateTime, $validOn: Date) {
             commitment(id: $id, asOf: $asOf, validOn: $validOn) {

@@ -35,6 +35,9 @@ pub enum ApiError {
     /// A valid token whose role is too low.
     #[error("{0}")]
     Forbidden(String),
+    /// The query is too deep, too complex or has too many aliases.
+    #[error("{0}")]
+    TooComplex(String),
     /// Something failed inside; the details are in the server log under the request id.
     #[error("internal error")]
     Internal,
@@ -49,6 +52,7 @@ impl ApiError {
             ApiError::Conflict { .. } => "CONFLICT",
             ApiError::Unauthenticated(_) => "UNAUTHENTICATED",
             ApiError::Forbidden(_) => "FORBIDDEN",
+            ApiError::TooComplex(_) => "QUERY_TOO_COMPLEX",
             ApiError::Internal => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -164,6 +168,12 @@ pub fn normalise(errors: &mut [async_graphql::ServerError]) {
             .as_ref()
             .is_some_and(|e| e.get("code").is_some());
         if has_code {
+            continue;
+        }
+        if err.message == "Query is too complex." || err.message == "Query is nested too deep." {
+            err.extensions
+                .get_or_insert_with(Default::default)
+                .set("code", Value::from("QUERY_TOO_COMPLEX"));
             continue;
         }
         let client_fault = err.path.is_empty()

@@ -41,6 +41,10 @@ pub struct SchemaDeps {
     pub feed: Feed,
     /// The scorecard's overall-rating rule.
     pub scorecard_rule: ScorecardRule,
+    /// Deepest nesting a query may have.
+    pub max_depth: usize,
+    /// Largest complexity a query may have.
+    pub max_complexity: usize,
 }
 
 fn builder() -> SchemaBuilder<query::Query, mutation::Mutation, subscription::Subscription> {
@@ -58,10 +62,54 @@ pub fn build_schema(deps: SchemaDeps) -> AppSchema {
         .data(deps.feed)
         .data(deps.scorecard_rule)
         .data(loader)
+        .limit_depth(deps.max_depth)
+        .limit_complexity(deps.max_complexity)
         .finish()
 }
 
 /// The schema's SDL, as served (and as committed in `schema.graphql`).
 pub fn sdl() -> String {
     builder().finish().sdl()
+}
+
+/// How many aliased fields a query document holds (in operations and fragments), or `None`
+/// when it does not parse (execution will report that).
+pub fn count_aliases(query: &str) -> Option<usize> {
+    use async_graphql::parser::types::{Selection, SelectionSet};
+    fn walk(set: &SelectionSet) -> usize {
+        set.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(f) => {
+                    usize::from(f.node.alias.is_some()) + walk(&f.node.selection_set.node)
+                }
+                Selection::InlineFragment(f) => walk(&f.node.selection_set.node),
+                Selection::FragmentSpread(_) => 0,
+            })
+            .sum()
+    }
+    let doc = async_graphql::parser::parse_query(query).ok()?;
+    let operations: usize = doc
+        .operations
+        .iter()
+        .map(|(_, op)| walk(&op.node.selection_set.node))
+        .sum();
+    let fragments: usize = doc
+        .fragments
+        .values()
+        .map(|f| walk(&f.node.selection_set.node))
+        .sum();
+    Some(operations + fragments)
+}
+
+/// Whether a query document holds a mutation (which must come by POST).
+pub fn has_mutation(query: &str) -> bool {
+    use async_graphql::parser::types::OperationType;
+    async_graphql::parser::parse_query(query)
+        .map(|doc| {
+            doc.operations
+                .iter()
+                .any(|(_, op)| op.node.ty == OperationType::Mutation)
+        })
+        .unwrap_or(false)
 }
