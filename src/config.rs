@@ -60,6 +60,13 @@ pub enum TokenCommand {
         #[arg(long)]
         expires_in_days: Option<u32>,
     },
+    /// List tokens (id, holder, role, dates); never the tokens themselves.
+    List,
+    /// Revoke a token by id; it is refused from then on.
+    Revoke {
+        /// The token's id, as `token list` shows it.
+        id: uuid::Uuid,
+    },
 }
 
 /// Settings of `serve`.

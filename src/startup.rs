@@ -131,7 +131,12 @@ fn router(state: AppState) -> Router {
     let timeout = state.settings.request_timeout;
     let body_limit = state.settings.max_body_bytes;
     Router::new()
-        .route("/graphql", get(graphql_get).post(graphql))
+        .route(
+            "/graphql",
+            get(graphql_get)
+                .post(graphql)
+                .layer(axum::middleware::from_fn(require_json)),
+        )
         .route("/graphql/ws", get(websocket))
         .route("/health", get(health))
         .with_state(state)
@@ -228,6 +233,29 @@ async fn graphql(
     request: GraphQLRequest,
 ) -> Response {
     execute(state, headers, request.into_inner()).await
+}
+
+/// Refuses a POST that is not JSON: a form or `text/plain` body is what a cross-site page can
+/// send without asking, so it must never reach a mutation.
+async fn require_json(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let is_post = request.method() == axum::http::Method::POST;
+    let json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .is_some_and(|v| v == "application/json" || v == "application/graphql-response+json");
+    if is_post && !json {
+        let err = ApiError::bad_input("content-type", "POST /graphql takes application/json");
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(error_body(err))).into_response();
+    }
+    next.run(request).await
 }
 
 async fn execute(state: AppState, headers: HeaderMap, request: async_graphql::Request) -> Response {

@@ -67,6 +67,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+        Command::Token(TokenCommand::List) => {
+            let pool = open(&cli.database_url).await?;
+            for t in tokens::list(&pool).await? {
+                let state = match (t.revoked_at, t.expires_at) {
+                    (Some(at), _) => format!("revoked {at}"),
+                    (None, Some(at)) if at <= chrono::Utc::now() => format!("expired {at}"),
+                    (None, Some(at)) => format!("expires {at}"),
+                    (None, None) => "active".to_owned(),
+                };
+                println!(
+                    "{}\t{}\t{}\tcreated {}\t{}",
+                    t.id, t.role, t.name, t.created_at, state
+                );
+            }
+            Ok(())
+        }
+        Command::Token(TokenCommand::Revoke { id }) => {
+            let pool = open(&cli.database_url).await?;
+            anyhow::ensure!(
+                tokens::revoke(&pool, id).await?,
+                "no active token has id {id}"
+            );
+            eprintln!("revoked {id}");
+            Ok(())
+        }
     }
 }
 

@@ -176,6 +176,11 @@ pub fn normalise(errors: &mut [async_graphql::ServerError]) {
                 .set("code", Value::from("QUERY_TOO_COMPLEX"));
             continue;
         }
+        // The parser's own report (a pest trace with arrows and carets) is replaced by a plain
+        // message; `locations` still says where.
+        if err.message.contains(" --> ") || err.message.contains("^---") {
+            err.message = "syntax error in the GraphQL document".to_owned();
+        }
         let client_fault = err.path.is_empty()
             || err.message.starts_with("Failed to parse")
             || err.message.starts_with("Invalid value")

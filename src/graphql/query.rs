@@ -191,6 +191,40 @@ impl Query {
         ))
     }
 
+    /// Every token (admin), newest first; never the tokens themselves.
+    async fn tokens(&self, ctx: &Context<'_>) -> ApiResult<Vec<super::types::Token>> {
+        let info = ctx.data::<crate::graphql::RequestInfo>()?;
+        match &info.actor {
+            None => {
+                return Err(ApiError::Unauthenticated(
+                    "tokens needs an admin token".into(),
+                ))
+                .api();
+            }
+            Some(actor) if !actor.can(crate::auth::Role::Admin) => {
+                return Err(ApiError::Forbidden(
+                    "tokens needs a token with the admin role".into(),
+                ))
+                .api();
+            }
+            Some(_) => {}
+        }
+        let list = crate::store::tokens::list(ctx.data::<PgPool>()?)
+            .await
+            .api()?;
+        Ok(list
+            .into_iter()
+            .map(|t| super::types::Token {
+                id: ID(t.id.to_string()),
+                name: t.name,
+                role: t.role,
+                created_at: t.created_at,
+                expires_at: t.expires_at,
+                revoked_at: t.revoked_at,
+            })
+            .collect())
+    }
+
     /// Tamper evidence (admin): recomputes every stream's hash chain and compares the
     /// projections with a fresh replay of the log.
     async fn verify(&self, ctx: &Context<'_>) -> ApiResult<VerifyReport> {

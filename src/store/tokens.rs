@@ -45,3 +45,43 @@ pub async fn authenticate(pool: &PgPool, token: &str) -> StoreResult<Option<Acto
         })
     }))
 }
+
+/// A token as listed (never the token itself).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct TokenInfo {
+    /// Id.
+    pub id: Uuid,
+    /// Holder.
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Expires, if set.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Revoked, if so.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Every token, newest first.
+pub async fn list(pool: &PgPool) -> StoreResult<Vec<TokenInfo>> {
+    // language=PostgreSQL
+    Ok(sqlx::query_as::<_, TokenInfo>(
+        "select id, name, role, created_at, expires_at, revoked_at from api_tokens order by created_at desc",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Revokes a token; false if there is no such token or it was revoked already.
+pub async fn revoke(pool: &PgPool, id: Uuid) -> StoreResult<bool> {
+    // language=PostgreSQL
+    let done = sqlx::query(
+        "update api_tokens set revoked_at = now() where id = $1 and revoked_at is null",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(done == 1)
+}

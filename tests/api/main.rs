@@ -2,6 +2,7 @@
 
 mod bench;
 mod helpers;
+mod hostile;
 mod immutability;
 mod live;
 mod node;
