@@ -5,6 +5,7 @@ pub mod error;
 pub mod inputs;
 pub mod loaders;
 pub mod mutation;
+pub mod panics;
 pub mod query;
 pub mod scalars;
 pub mod subscription;
@@ -62,6 +63,7 @@ pub fn build_schema(deps: SchemaDeps) -> AppSchema {
         .data(deps.feed)
         .data(deps.scorecard_rule)
         .data(loader)
+        .extension(panics::CatchPanicsFactory)
         .limit_depth(deps.max_depth)
         .limit_complexity(deps.max_complexity)
         .finish()

@@ -188,6 +188,7 @@ fn as_of_any_past_instant_answers_exactly_what_the_system_answered_then() {
         .unwrap_or(200);
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases,
+        failure_persistence: None,
         ..ProptestConfig::default()
     });
     let world = tokio::sync::Mutex::new(World {
