@@ -139,36 +139,40 @@ impl Feed {
         let mut retry = None;
         loop {
             // While committed events wait behind the horizon (an older transaction is still
-            // open somewhere in the cluster), look again soon rather than at the next poll.
+            // open somewhere in the cluster), look again soon rather than at the next poll;
+            // while the database fails, back off up to seconds.
             let wait = retry.unwrap_or(self.settings.poll_interval);
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = self.shared.wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
             }
-            let pending = self
+            let outcome = self
                 .read_new()
                 .instrument(tracing::info_span!("feed_reader"))
                 .await;
-            retry = match (pending, retry) {
-                (false, _) => None,
-                (true, None) => Some(Duration::from_millis(2)),
-                (true, Some(d)) => Some((d * 2).min(Duration::from_millis(25))),
+            retry = match (outcome, retry) {
+                (ReadOutcome::CaughtUp, _) => None,
+                (ReadOutcome::Pending, None) => Some(Duration::from_millis(2)),
+                (ReadOutcome::Pending, Some(d)) => Some((d * 2).min(Duration::from_millis(25))),
+                (ReadOutcome::Failed, None) => Some(Duration::from_millis(100)),
+                (ReadOutcome::Failed, Some(d)) => {
+                    Some((d * 2).clamp(Duration::from_millis(100), Duration::from_secs(5)))
+                }
             };
         }
         listener.abort();
     }
 
-    /// Publishes every event below the horizon after the head. Returns true when committed
-    /// events exist beyond the horizon (so another read is due soon), or the read failed.
-    async fn read_new(&self) -> bool {
+    /// Publishes every event below the horizon after the head.
+    async fn read_new(&self) -> ReadOutcome {
         loop {
             let after = self.head();
             let page = match read::events_after(&self.pool, after, PAGE, None, None).await {
                 Ok(page) => page,
                 Err(e) => {
                     tracing::warn!(error = %e, "feed read failed; retrying");
-                    return true;
+                    return ReadOutcome::Failed;
                 }
             };
             let full = page.len() as i64 == PAGE;
@@ -179,9 +183,11 @@ impl Feed {
                 let _ = self.shared.sender.send(Arc::new(event));
             }
             if !full {
-                return read::events_beyond_horizon(&self.pool, self.head())
-                    .await
-                    .unwrap_or(true);
+                return match read::events_beyond_horizon(&self.pool, self.head()).await {
+                    Ok(true) => ReadOutcome::Pending,
+                    Ok(false) => ReadOutcome::CaughtUp,
+                    Err(_) => ReadOutcome::Failed,
+                };
             }
         }
     }
@@ -214,6 +220,17 @@ impl Feed {
         })
         .boxed()
     }
+}
+
+/// What one pass of the reader found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadOutcome {
+    /// Everything committed has been published.
+    CaughtUp,
+    /// Committed events wait behind the horizon: read again soon.
+    Pending,
+    /// The database failed: back off.
+    Failed,
 }
 
 struct Subscription {
