@@ -2,10 +2,10 @@
 
 use serde_json::Value;
 
-#[tokio::test]
-async fn the_ordering_benchmark_runs_and_every_append_is_delivered() {
+/// Runs the bench binary with `args` and returns its one JSON report.
+async fn bench(args: &[&str]) -> Value {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(["ordering", "--writers", "2", "--appends", "5"])
+        .args(args)
         .env("BENCH_DATABASE_URL", crate::helpers::server_url())
         .output()
         .await
@@ -15,7 +15,12 @@ async fn the_ordering_benchmark_runs_and_every_append_is_delivered() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    serde_json::from_slice(&output.stdout).expect("one JSON object")
+}
+
+#[tokio::test]
+async fn the_ordering_benchmark_runs_and_every_append_is_delivered() {
+    let report = bench(&["ordering", "--writers", "2", "--appends", "5"]).await;
     assert_eq!(report["scenario"], "ordering");
     for strategy in ["horizon", "horizon_notify_inside", "serialised"] {
         assert_eq!(report[strategy]["appends"], 10, "{report}");
@@ -25,18 +30,7 @@ async fn the_ordering_benchmark_runs_and_every_append_is_delivered() {
 
 #[tokio::test]
 async fn the_time_travel_benchmark_runs() {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(["timetravel", "--events", "150", "--queries", "3"])
-        .env("BENCH_DATABASE_URL", crate::helpers::server_url())
-        .output()
-        .await
-        .expect("run the bench binary");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    let report = bench(&["timetravel", "--events", "150", "--queries", "3"]).await;
     assert_eq!(report["scenario"], "timetravel");
     assert_eq!(report["events_in_stream"], 150);
     for key in ["live", "as_of", "valid_on"] {

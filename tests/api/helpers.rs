@@ -53,7 +53,25 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     }
 }
 
+/// The project's seed file.
+pub fn seed_file() -> commitment_tracker::seed::SeedFile {
+    commitment_tracker::seed::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/nhs-digitisation.json"
+    )))
+    .expect("the seed file loads")
+}
+
 impl TestApp {
+    /// Command handlers on this app's database (as `import` uses them).
+    pub async fn commands(&self) -> commitment_tracker::commands::Commands {
+        let feed =
+            commitment_tracker::store::feed::Feed::new(self.pool.clone(), Default::default())
+                .await
+                .unwrap();
+        commitment_tracker::commands::Commands::new(self.pool.clone(), feed)
+    }
+
     /// The WebSocket address of the subscriptions endpoint.
     pub fn ws_url(&self) -> String {
         format!("{}/graphql/ws", self.address.replace("http://", "ws://"))

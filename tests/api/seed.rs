@@ -1,24 +1,14 @@
 //! The NHS digitisation seed: imported with real dates, and importing twice adds nothing.
 
-use crate::helpers::spawn_app;
-use commitment_tracker::commands::Commands;
+use crate::helpers::{seed_file, spawn_app};
 use commitment_tracker::seed;
-use commitment_tracker::store::feed::{Feed, FeedSettings};
 use serde_json::json;
-use std::path::Path;
 
 #[tokio::test]
 async fn importing_the_seed_twice_adds_nothing_and_keeps_real_dates() {
     let app = spawn_app().await;
-    let file = seed::load(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/data/nhs-digitisation.json"
-    )))
-    .unwrap();
-    let feed = Feed::new(app.pool.clone(), FeedSettings::default())
-        .await
-        .unwrap();
-    let commands = Commands::new(app.pool.clone(), feed);
+    let file = seed_file();
+    let commands = app.commands().await;
     let first = seed::import(&commands, &file).await.unwrap();
     let events = app.event_count().await;
     let expected = file.commitments.len()

@@ -1,13 +1,10 @@
 //! Time travel on two axes: `asOf` (transaction time) reproduces exactly what the system
 //! answered; `validOn` (business time) shows what was in force on a date.
 
-use crate::helpers::{ASSESS, REGISTER, SUBMIT, TestApp, spawn_app};
-use commitment_tracker::commands::Commands;
+use crate::helpers::{ASSESS, REGISTER, SUBMIT, TestApp, seed_file, spawn_app};
 use commitment_tracker::seed;
-use commitment_tracker::store::feed::{Feed, FeedSettings};
 use proptest::prelude::*;
 use serde_json::json;
-use std::path::Path;
 
 /// Everything a reader can see, in one query; `$asOf`/`$validOn` select the instant or date.
 const EVERYTHING: &str = "query($asOf: DateTime, $validOn: Date) {
@@ -222,15 +219,7 @@ fn as_of_any_past_instant_answers_exactly_what_the_system_answered_then() {
 
 async fn seeded() -> TestApp {
     let app = spawn_app().await;
-    let file = seed::load(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/data/nhs-digitisation.json"
-    )))
-    .unwrap();
-    let feed = Feed::new(app.pool.clone(), FeedSettings::default())
-        .await
-        .unwrap();
-    seed::import(&Commands::new(app.pool.clone(), feed), &file)
+    seed::import(&app.commands().await, &seed_file())
         .await
         .unwrap();
     app
