@@ -197,6 +197,63 @@ async function connectionsCut() {
   return { scenario: 'database connections cut', delivered: items.length };
 }
 
+/** A transaction that took the lower position commits last: both arrive, once, in order. */
+async function lateCommit() {
+  const a = await register('node-late-a');
+  const b = await register('node-late-b');
+  const c = client();
+  const items = await new Promise((resolve, reject) => {
+    const received = [];
+    const timer = setTimeout(() => reject(new Error(`only ${received.length} of 2 events arrived`)), 60_000);
+    const dispose = c.subscribe(
+      {
+        query: 'subscription($after: String) { events(after: $after, types: ["CommitmentAssessed"]) { streamId cursor } }',
+        variables: { after: b.cursor },
+      },
+      {
+        next: (value) => {
+          if (value.errors) return reject(new Error(JSON.stringify(value.errors)));
+          received.push(value.data.events);
+          if (received.length === 2) {
+            clearTimeout(timer);
+            dispose();
+            resolve(received);
+          }
+        },
+        error: (e) => reject(e instanceof Error ? e : new Error(JSON.stringify(e))),
+        complete: () => {},
+      },
+    );
+    (async () => {
+      // The test opens a transaction that appends to A and holds it open...
+      await fault(`hold-transaction ${a.id}`);
+      // ...while an assessment of B (a later position) commits...
+      await assess(b.id, 'node-late-b');
+      // ...and only then is A's transaction committed.
+      await fault('commit-held');
+    })().catch(reject);
+  });
+  await c.dispose();
+  check(items[0].streamId === a.id && items[1].streamId === b.id, `order ${JSON.stringify(items)}`);
+  check(items[0].cursor < items[1].cursor, 'cursor order');
+  return { scenario: 'late commit', delivered: items.length };
+}
+
+/** PostgreSQL restarted mid-stream: the servers reconnect, nothing lost or repeated. */
+async function postgresRestarted() {
+  const commitment = await register('node-pg-restart');
+  const c = client();
+  const made = [];
+  const items = await take(c, commitment.cursor, 20, async () => {
+    for (let i = 0; i < 10; i++) made.push((await assessUntilRecorded(commitment.id, `node-pg-${i}`)).id);
+    await fault('restart-postgres');
+    for (let i = 10; i < 20; i++) made.push((await assessUntilRecorded(commitment.id, `node-pg-${i}`)).id);
+  });
+  await c.dispose();
+  assertExactlyOnceInOrder(items, new Set(made));
+  return { scenario: 'postgres restarted', delivered: items.length };
+}
+
 /** The subscribing server killed: resume on a new one from the last cursor. */
 async function serverRestarted() {
   const commitment = await register('node-restart');
@@ -216,7 +273,14 @@ async function serverRestarted() {
 }
 
 try {
-  for (const scenario of [concurrentThroughOneProcess, disconnectAndResume, connectionsCut, serverRestarted]) {
+  for (const scenario of [
+    concurrentThroughOneProcess,
+    lateCommit,
+    disconnectAndResume,
+    connectionsCut,
+    postgresRestarted,
+    serverRestarted,
+  ]) {
     console.log(JSON.stringify(await scenario()));
   }
 } catch (e) {

@@ -303,3 +303,103 @@ async fn a_subscriber_too_slow_for_the_buffer_is_caught_up_from_the_database_wit
         "every event, once, in order, despite the lag"
     );
 }
+
+#[tokio::test]
+async fn a_stored_version_one_assessment_is_upcast_when_read() {
+    let (_db, pool) = fresh().await;
+    import_seed(&pool).await;
+    // Append, as an older build would have, a CommitmentAssessed v1 payload (no assessorKind),
+    // chained properly so that verify accepts it.
+    let stream: Uuid =
+        sqlx::query_scalar("select id from commitments where slug = 'gp-data-public-support'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    let head = event_store::lock_stream(&mut tx, stream, StreamType::Commitment)
+        .await
+        .unwrap()
+        .unwrap();
+    let assessment_id = Uuid::now_v7();
+    let payload = serde_json::json!({
+        "assessmentId": assessment_id, "assessor": "An earlier assessor", "assessedOn": "2024-01-01",
+        "overall": "REQUIRES_IMPROVEMENT", "aspects": {}, "deliveryStatus": "NOT_ON_TRACK",
+        "rationale": "Recorded before assessor kinds existed.", "evidenceIds": []
+    });
+    let metadata = serde_json::json!({ "actor": "legacy", "role": "admin" });
+    let occurred = event_store::business_time(chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap());
+    let event_id = Uuid::now_v7();
+    let input = chain::ChainInput {
+        event_id,
+        stream_id: stream,
+        stream_type: "commitment",
+        version: head.version + 1,
+        event_type: "CommitmentAssessed",
+        schema_version: 1,
+        occurred_at: occurred,
+        recorded_at: head.now,
+        payload: &payload,
+        metadata: &metadata,
+    };
+    let hash = chain::link(head.last_hash.as_deref(), &input);
+    sqlx::query(
+        "insert into events (event_id, stream_id, stream_type, version, event_type, schema_version,
+                             payload, metadata, occurred_at, recorded_at, previous_hash, hash)
+         values ($1, $2, 'commitment', $3, 'CommitmentAssessed', 1, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(event_id)
+    .bind(stream)
+    .bind(head.version + 1)
+    .bind(&payload)
+    .bind(&metadata)
+    .bind(occurred)
+    .bind(head.now)
+    .bind(head.last_hash.as_deref())
+    .bind(&hash[..])
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("update streams set version = $2, last_hash = $3 where stream_id = $1")
+        .bind(stream)
+        .bind(head.version + 1)
+        .bind(&hash[..])
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    // The stored payload stays as it was; reading it upcasts it.
+    let stored: (i32, serde_json::Value) =
+        sqlx::query_as("select schema_version, payload from events where event_id = $1")
+            .bind(event_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(stored.0, 1);
+    assert!(stored.1.get("assessorKind").is_none());
+    let view = commitment_tracker::store::replay::View::load(&pool, Default::default())
+        .await
+        .unwrap();
+    let upcast = view.assessments[&stream]
+        .iter()
+        .find(|a| a.id == assessment_id)
+        .expect("read back");
+    assert_eq!(
+        upcast.assessor_kind,
+        commitment_tracker::domain::rating::AssessorKind::Other
+    );
+    // A rebuild projects it like any other event, and the chain still verifies.
+    commitment_tracker::store::rebuild::rebuild(&pool)
+        .await
+        .unwrap();
+    let kind: String = sqlx::query_scalar("select assessor_kind from assessments where id = $1")
+        .bind(assessment_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(kind, "OTHER");
+    let report = commitment_tracker::store::verify::verify(&pool)
+        .await
+        .unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+}
