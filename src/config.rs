@@ -114,6 +114,9 @@ pub struct ServeArgs {
     /// Most aliased fields one request may hold.
     #[arg(long, env = "MAX_ALIASES", default_value_t = 30)]
     pub max_aliases: usize,
+    /// Largest page (`first`) any list returns.
+    #[arg(long, env = "MAX_PAGE_SIZE", default_value_t = 500)]
+    pub max_page_size: u16,
     /// Require a token for reads too (queries and subscriptions), not only for writes.
     #[arg(long, env = "REQUIRE_TOKEN_FOR_READS", default_value_t = false)]
     pub require_token_for_reads: bool,
@@ -150,6 +153,8 @@ pub struct Settings {
     pub max_query_complexity: usize,
     /// Alias limit.
     pub max_aliases: usize,
+    /// Page size limit.
+    pub max_page_size: i32,
     /// Whether reads need a token.
     pub require_token_for_reads: bool,
 }
@@ -172,6 +177,7 @@ impl Settings {
             max_query_depth: args.max_query_depth.max(2),
             max_query_complexity: args.max_query_complexity.max(10),
             max_aliases: args.max_aliases,
+            max_page_size: i32::from(args.max_page_size.max(1)),
             require_token_for_reads: args.require_token_for_reads,
         }
     }

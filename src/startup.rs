@@ -72,6 +72,7 @@ impl Application {
             scorecard_rule: settings.scorecard_rule,
             max_depth: settings.max_query_depth,
             max_complexity: settings.max_query_complexity,
+            max_page: settings.max_page_size,
         });
         let listener = TcpListener::bind(settings.listen).await?;
         let router = router(AppState {

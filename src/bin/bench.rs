@@ -472,6 +472,7 @@ async fn timetravel(args: &Args) -> anyhow::Result<()> {
                 scorecard_rule: Default::default(),
                 max_depth: 64,
                 max_complexity: 100_000,
+                max_page: 500,
             });
         let query = "query($id: ID!, $asOf: DateTime, $validOn: Date) {
             commitment(id: $id, asOf: $asOf, validOn: $validOn) {

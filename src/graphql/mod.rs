@@ -46,6 +46,8 @@ pub struct SchemaDeps {
     pub max_depth: usize,
     /// Largest complexity a query may have.
     pub max_complexity: usize,
+    /// Largest page a list returns.
+    pub max_page: i32,
 }
 
 fn builder() -> SchemaBuilder<query::Query, mutation::Mutation, subscription::Subscription> {
@@ -63,6 +65,7 @@ pub fn build_schema(deps: SchemaDeps) -> AppSchema {
         .data(deps.feed)
         .data(deps.scorecard_rule)
         .data(loader)
+        .data(types::PageLimit(deps.max_page))
         .extension(panics::CatchPanicsFactory)
         .limit_depth(deps.max_depth)
         .limit_complexity(deps.max_complexity)

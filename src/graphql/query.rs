@@ -42,7 +42,7 @@ impl Query {
         #[graphql(desc = "Page size (default 50, at most 500).")] first: Option<i32>,
         after: Option<String>,
     ) -> ApiResult<CommitmentConnection> {
-        let limit = page_size(first.unwrap_or(50))?;
+        let limit = page_size(ctx, first.unwrap_or(50))?;
         let after = after.as_deref().map(ListCursor::decode).transpose().api()?;
         let filter = CommitmentFilter {
             area,
@@ -163,7 +163,7 @@ impl Query {
         stream_id: Option<ID>,
         types: Option<Vec<String>>,
     ) -> ApiResult<EventConnection> {
-        let limit = page_size(first.unwrap_or(100))?;
+        let limit = page_size(ctx, first.unwrap_or(100))?;
         let after = after
             .as_deref()
             .map(EventCursor::decode)

@@ -211,7 +211,7 @@ impl Commitment {
             .map(EventCursor::decode)
             .transpose()
             .api()?;
-        let limit = page_size(first)?;
+        let limit = page_size(ctx, first)?;
         let id = self.row.id;
         if let Source::View(view) = &self.source {
             let start = after.unwrap_or(EventCursor::START);
@@ -410,15 +410,20 @@ impl Source {
     }
 }
 
-/// The largest page any list returns.
+/// The largest page any list returns, unless the operator sets another.
 pub const MAX_PAGE: i32 = 500;
 
-/// Checks a `first` argument.
-pub fn page_size(first: i32) -> ApiResult<i64> {
-    if !(0..=MAX_PAGE).contains(&first) {
+/// The configured largest page (schema data).
+#[derive(Debug, Clone, Copy)]
+pub struct PageLimit(pub i32);
+
+/// Checks a `first` argument against the configured largest page.
+pub fn page_size(ctx: &Context<'_>, first: i32) -> ApiResult<i64> {
+    let max = ctx.data_opt::<PageLimit>().map(|p| p.0).unwrap_or(MAX_PAGE);
+    if !(0..=max).contains(&first) {
         return Err(super::error::ApiError::bad_input(
             "first",
-            format!("must be between 0 and {MAX_PAGE}"),
+            format!("must be between 0 and {max}"),
         ))
         .api();
     }

@@ -879,3 +879,19 @@ async fn an_operator_can_require_a_token_for_reads() {
         .await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn the_largest_page_is_configurable() {
+    let app = crate::helpers::spawn_app_with(|s| s.max_page_size = 10).await;
+    let q = "query($f: Int) { commitments(first: $f) { totalCount } }";
+    assert!(
+        app.post(q, json!({ "f": 10 }), None)
+            .await
+            .1
+            .get("errors")
+            .is_none()
+    );
+    let (code, error) = app.error_code(q, json!({ "f": 11 }), None).await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    assert_eq!(error["extensions"]["field"], "first");
+}
