@@ -50,6 +50,23 @@ pub struct SchemaDeps {
     pub max_page: i32,
 }
 
+/// Requires a token with the admin role on the request.
+pub(crate) fn require_admin(ctx: &async_graphql::Context<'_>) -> async_graphql::Result<()> {
+    use error::{ApiError, OrApi};
+    let info = ctx.data::<RequestInfo>()?;
+    match &info.actor {
+        None => Err(ApiError::Unauthenticated(
+            "this needs Authorization: Bearer <token>".into(),
+        ))
+        .api(),
+        Some(a) if !a.can(crate::auth::Role::Admin) => Err(ApiError::Forbidden(
+            "this needs a token with the admin role".into(),
+        ))
+        .api(),
+        Some(_) => Ok(()),
+    }
+}
+
 fn builder() -> SchemaBuilder<query::Query, mutation::Mutation, subscription::Subscription> {
     Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
 }

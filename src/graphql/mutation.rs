@@ -55,22 +55,6 @@ async fn evidence(ctx: &Context<'_>, id: Uuid) -> ApiResult<Evidence> {
         .api()
 }
 
-/// Requires an admin token.
-fn require_admin(ctx: &Context<'_>) -> ApiResult<()> {
-    let info = ctx.data::<RequestInfo>()?;
-    match &info.actor {
-        None => Err(ApiError::Unauthenticated(
-            "this needs Authorization: Bearer <token>".into(),
-        ))
-        .api(),
-        Some(a) if !a.can(crate::auth::Role::Admin) => Err(ApiError::Forbidden(
-            "this needs a token with the admin role".into(),
-        ))
-        .api(),
-        Some(_) => Ok(()),
-    }
-}
-
 /// A token just created: shown this once.
 #[derive(async_graphql::SimpleObject)]
 pub struct CreatedToken {
@@ -90,7 +74,7 @@ impl Mutation {
         role: super::types::TokenRole,
         expires_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> ApiResult<CreatedToken> {
-        require_admin(ctx)?;
+        super::require_admin(ctx)?;
         let name = crate::domain::text::Line::parse("name", &name).api()?;
         if expires_at.is_some_and(|t| t <= chrono::Utc::now()) {
             return Err(ApiError::bad_input("expiresAt", "must be in the future")).api();
@@ -111,7 +95,7 @@ impl Mutation {
 
     /// Revokes a token (admin); it is refused from then on. False if it was not active.
     async fn revoke_token(&self, ctx: &Context<'_>, id: async_graphql::ID) -> ApiResult<bool> {
-        require_admin(ctx)?;
+        super::require_admin(ctx)?;
         let id = super::inputs::parse_id("id", &id).api()?;
         crate::store::tokens::revoke(ctx.data::<PgPool>()?, id)
             .await

@@ -193,22 +193,7 @@ impl Query {
 
     /// Every token (admin), newest first; never the tokens themselves.
     async fn tokens(&self, ctx: &Context<'_>) -> ApiResult<Vec<super::types::Token>> {
-        let info = ctx.data::<crate::graphql::RequestInfo>()?;
-        match &info.actor {
-            None => {
-                return Err(ApiError::Unauthenticated(
-                    "tokens needs an admin token".into(),
-                ))
-                .api();
-            }
-            Some(actor) if !actor.can(crate::auth::Role::Admin) => {
-                return Err(ApiError::Forbidden(
-                    "tokens needs a token with the admin role".into(),
-                ))
-                .api();
-            }
-            Some(_) => {}
-        }
+        crate::graphql::require_admin(ctx)?;
         let list = crate::store::tokens::list(ctx.data::<PgPool>()?)
             .await
             .api()?;
@@ -228,22 +213,7 @@ impl Query {
     /// Tamper evidence (admin): recomputes every stream's hash chain and compares the
     /// projections with a fresh replay of the log.
     async fn verify(&self, ctx: &Context<'_>) -> ApiResult<VerifyReport> {
-        let info = ctx.data::<crate::graphql::RequestInfo>()?;
-        match &info.actor {
-            None => {
-                return Err(ApiError::Unauthenticated(
-                    "verify needs an admin token".into(),
-                ))
-                .api();
-            }
-            Some(actor) if !actor.can(crate::auth::Role::Admin) => {
-                return Err(ApiError::Forbidden(
-                    "verify needs a token with the admin role".into(),
-                ))
-                .api();
-            }
-            Some(_) => {}
-        }
+        crate::graphql::require_admin(ctx)?;
         let report = crate::store::verify::verify(ctx.data::<PgPool>()?)
             .await
             .api()?;
