@@ -363,12 +363,7 @@ impl Source {
     ) -> ApiResult<Vec<Evidence>> {
         let rows = match self {
             Source::View(view) => view.evidence_for(commitment),
-            Source::Live => loader(ctx)?
-                .load_one(EvidenceOf(commitment))
-                .await
-                .api()?
-                .map(|r| r.as_ref().clone())
-                .unwrap_or_default(),
+            Source::Live => live_list(ctx, EvidenceOf(commitment)).await?,
         };
         Ok(rows.into_iter().map(|r| self.evidence(r)).collect())
     }
@@ -381,12 +376,7 @@ impl Source {
     ) -> ApiResult<Vec<Dispute>> {
         let rows = match self {
             Source::View(view) => view.disputes.get(&assessment).cloned().unwrap_or_default(),
-            Source::Live => loader(ctx)?
-                .load_one(DisputesOf(assessment))
-                .await
-                .api()?
-                .map(|r| r.as_ref().clone())
-                .unwrap_or_default(),
+            Source::Live => live_list(ctx, DisputesOf(assessment)).await?,
         };
         Ok(rows.into_iter().map(|r| self.dispute(r)).collect())
     }
@@ -399,15 +389,26 @@ impl Source {
     ) -> ApiResult<Vec<Revision>> {
         let rows = match self {
             Source::View(view) => view.revisions.get(&commitment).cloned().unwrap_or_default(),
-            Source::Live => loader(ctx)?
-                .load_one(RevisionsOf(commitment))
-                .await
-                .api()?
-                .map(|r| r.as_ref().clone())
-                .unwrap_or_default(),
+            Source::Live => live_list(ctx, RevisionsOf(commitment)).await?,
         };
         Ok(rows.into_iter().map(Revision).collect())
     }
+}
+
+/// A list the batch loaders hold per key (a commitment's evidence, an assessment's disputes…),
+/// empty when the key has none.
+async fn live_list<K, T>(ctx: &Context<'_>, key: K) -> ApiResult<Vec<T>>
+where
+    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    T: Clone + Send + Sync + 'static,
+    Loaders: async_graphql::dataloader::Loader<K, Value = Arc<Vec<T>>, Error = super::loaders::LoadError>,
+{
+    Ok(loader(ctx)?
+        .load_one(key)
+        .await
+        .api()?
+        .map(|r| r.as_ref().clone())
+        .unwrap_or_default())
 }
 
 /// The largest page any list returns, unless the operator sets another.
