@@ -187,9 +187,21 @@ impl Commitment {
             .find(|a| kind.is_none_or(|k| a.row.assessor_kind == k))
             .cloned())
     }
-    /// Every assessment, oldest first: how the verdict evolved.
-    async fn assessments(&self, ctx: &Context<'_>) -> ApiResult<Vec<Assessment>> {
-        Ok(self.timeline(ctx).await?.as_ref().clone())
+    /// Every assessment, oldest first: how the verdict evolved. With `last`, only the latest
+    /// `last` of them (still oldest first).
+    async fn assessments(
+        &self,
+        ctx: &Context<'_>,
+        last: Option<i32>,
+    ) -> ApiResult<Vec<Assessment>> {
+        let all = self.timeline(ctx).await?;
+        let skip = match last {
+            Some(n) => all
+                .len()
+                .saturating_sub(count_argument(ctx, "last", n)? as usize),
+            None => 0,
+        };
+        Ok(all[skip..].to_vec())
     }
     /// The evidence that concerns it, oldest first.
     async fn evidence(&self, ctx: &Context<'_>) -> ApiResult<Vec<Evidence>> {
@@ -420,15 +432,20 @@ pub struct PageLimit(pub i32);
 
 /// Checks a `first` argument against the configured largest page.
 pub fn page_size(ctx: &Context<'_>, first: i32) -> ApiResult<i64> {
+    count_argument(ctx, "first", first)
+}
+
+/// A count argument (`first`, `last`) checked against the configured largest page.
+fn count_argument(ctx: &Context<'_>, name: &str, n: i32) -> ApiResult<i64> {
     let max = ctx.data_opt::<PageLimit>().map(|p| p.0).unwrap_or(MAX_PAGE);
-    if !(0..=max).contains(&first) {
+    if !(0..=max).contains(&n) {
         return Err(super::error::ApiError::bad_input(
-            "first",
+            name,
             format!("must be between 0 and {max}"),
         ))
         .api();
     }
-    Ok(i64::from(first))
+    Ok(i64::from(n))
 }
 
 /// The four aspect ratings.

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::AssertSqlSafe;
 use sqlx::{PgConnection, Row, postgres::PgRow};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// An event as stored, with its full envelope.
@@ -275,68 +276,102 @@ pub async fn append(
             payload: &payload,
             metadata: &metadata,
         };
-        let hash = link(previous.as_deref(), &input);
-        // language=PostgreSQL
-        let row = sqlx::query(
-            "insert into events (event_id, stream_id, stream_type, version, event_type,
-                                 schema_version, payload, metadata, occurred_at, recorded_at,
-                                 previous_hash, hash)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-             returning position, transaction_id",
-        )
-        .bind(event_id)
-        .bind(head.stream_id)
-        .bind(input.stream_type)
-        .bind(version)
-        .bind(input.event_type)
-        .bind(input.schema_version)
-        .bind(&payload)
-        .bind(&metadata)
-        .bind(input.occurred_at)
-        .bind(input.recorded_at)
-        .bind(previous.as_deref())
-        .bind(&hash[..])
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| match unique_violation(&e).as_deref() {
-            Some("events_stream_version_key") => StoreError::Domain(DomainError::Conflict {
-                expected: head.version,
-                actual: version,
-            }),
-            _ => StoreError::Database(e),
-        })?;
+        let hash = link(previous.as_deref(), &input).to_vec();
         stored.push(StoredEvent {
-            position: row.try_get("position")?,
-            transaction_id: row.try_get("transaction_id")?,
+            position: 0,
+            transaction_id: 0,
             event_id,
             stream_id: head.stream_id,
             stream_type: head.stream_type.as_str().to_owned(),
             version,
             event_type: event.event_type().to_owned(),
             schema_version: input.schema_version,
-            payload: payload.clone(),
-            metadata: metadata.clone(),
             occurred_at: input.occurred_at,
             recorded_at: input.recorded_at,
-            previous_hash: previous.clone(),
-            hash: hash.to_vec(),
+            previous_hash: previous.replace(hash.clone()),
+            hash,
+            payload,
+            metadata: metadata.clone(),
         });
-        previous = Some(hash.to_vec());
     }
-    if let Some(last) = stored.last() {
-        // language=PostgreSQL
-        sqlx::query(
-            "insert into streams (stream_id, stream_type, version, last_hash)
-             values ($1, $2, $3, $4)
+    let Some(last) = stored.last() else {
+        return Ok(stored);
+    };
+    // One round trip for the whole batch: the rows (in version order, so positions follow
+    // versions) and the stream's new head.
+    // language=PostgreSQL
+    let rows = sqlx::query(
+        "with appended as (
+             insert into events (event_id, stream_id, stream_type, version, event_type,
+                                 schema_version, payload, metadata, occurred_at, recorded_at,
+                                 previous_hash, hash)
+             select e.event_id, $2, $3, e.version, e.event_type, e.schema_version, e.payload, $8,
+                    e.occurred_at, $10, e.previous_hash, e.hash
+             from unnest($1::uuid[], $4::int4[], $5::text[], $6::int4[], $7::jsonb[],
+                         $9::timestamptz[], $11::bytea[], $12::bytea[])
+                  as e(event_id, version, event_type, schema_version, payload, occurred_at,
+                       previous_hash, hash)
+             order by e.version
+             returning event_id, position, transaction_id
+         ), head as (
+             insert into streams (stream_id, stream_type, version, last_hash)
+             values ($2, $3, $13, $14)
              on conflict (stream_id) do update
-                set version = excluded.version, last_hash = excluded.last_hash",
-        )
-        .bind(head.stream_id)
-        .bind(head.stream_type.as_str())
-        .bind(last.version)
-        .bind(&last.hash)
-        .execute(&mut *conn)
-        .await?;
+                set version = excluded.version, last_hash = excluded.last_hash
+         )
+         select event_id, position, transaction_id from appended",
+    )
+    .bind(stored.iter().map(|e| e.event_id).collect::<Vec<_>>())
+    .bind(head.stream_id)
+    .bind(head.stream_type.as_str())
+    .bind(stored.iter().map(|e| e.version).collect::<Vec<_>>())
+    .bind(
+        stored
+            .iter()
+            .map(|e| e.event_type.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(stored.iter().map(|e| e.schema_version).collect::<Vec<_>>())
+    .bind(stored.iter().map(|e| &e.payload).collect::<Vec<_>>())
+    .bind(&metadata)
+    .bind(stored.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
+    .bind(head.now)
+    .bind(
+        stored
+            .iter()
+            .map(|e| e.previous_hash.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(stored.iter().map(|e| e.hash.as_slice()).collect::<Vec<_>>())
+    .bind(last.version)
+    .bind(last.hash.as_slice())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| match unique_violation(&e).as_deref() {
+        Some("events_stream_version_key") => StoreError::Domain(DomainError::Conflict {
+            expected: head.version,
+            actual: head.version + 1,
+        }),
+        _ => StoreError::Database(e),
+    })?;
+    let mut placed: HashMap<Uuid, (i64, i64)> = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        placed.insert(
+            row.try_get("event_id")?,
+            (row.try_get("position")?, row.try_get("transaction_id")?),
+        );
+    }
+    for e in &mut stored {
+        let (position, transaction_id) =
+            placed
+                .get(&e.event_id)
+                .copied()
+                .ok_or_else(|| StoreError::Corrupt {
+                    position: 0,
+                    reason: format!("event {} was not stored", e.event_id),
+                })?;
+        e.position = position;
+        e.transaction_id = transaction_id;
     }
     Ok(stored)
 }

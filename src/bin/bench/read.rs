@@ -1,0 +1,181 @@
+//! `read`: the list query (50 commitments, each with its current assessment, its 5 latest
+//! assessments and the titles of its evidence) over HTTP at 1 and 32 connections, against
+//! the hand-written SQL that answers the same question through sqlx.
+
+use crate::support::{
+    Client, LoopStep, Server, admin_token, assess_body, assessed_id, closed_loop, ratio,
+    register_commitments, with_database,
+};
+use anyhow::Context;
+use bytes::Bytes;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use std::time::Duration;
+use uuid::Uuid;
+
+pub struct ReadArgs {
+    pub connections: Vec<usize>,
+    pub seconds: f64,
+    pub commitments: usize,
+    pub assessments_each: usize,
+}
+
+/// The question, as a client asks it.
+pub const LIST: &str = "query {
+    commitments(first: 50) {
+        nodes {
+            id slug title dueDate
+            currentAssessment { overall deliveryStatus assessedOn }
+            assessments(last: 5) { overall assessedOn }
+            evidence { title }
+        }
+    }
+}";
+
+/// The same question in one hand-written statement.
+// language=PostgreSQL
+const LIST_SQL: &str = "
+select c.id, c.slug, c.title, c.due_date,
+       cur.overall, cur.delivery_status, cur.assessed_on,
+       (select coalesce(json_agg(json_build_object('overall', l.overall, 'assessedOn', l.assessed_on)
+                                 order by l.assessed_on, l.position), '[]')
+          from (select a.overall, a.assessed_on, a.position from assessments a
+                 where a.commitment_id = c.id
+                 order by a.assessed_on desc, a.position desc limit 5) l) as latest,
+       (select coalesce(json_agg(e.title order by e.submitted_on, e.position), '[]')
+          from evidence_commitments ec join evidence e on e.id = ec.evidence_id
+         where ec.commitment_id = c.id) as evidence
+from commitments c left join assessments cur on cur.id = c.current_assessment_id
+order by c.registered_position
+limit 50";
+
+/// One row of the hand-written answer, decoded as a client would.
+#[allow(dead_code)]
+#[derive(sqlx::FromRow)]
+struct ListRow {
+    id: Uuid,
+    slug: String,
+    title: String,
+    due_date: Option<chrono::NaiveDate>,
+    overall: Option<String>,
+    delivery_status: Option<String>,
+    assessed_on: Option<chrono::NaiveDate>,
+    latest: Value,
+    evidence: Value,
+}
+
+struct Lister {
+    client: Client,
+    body: Bytes,
+    expect: usize,
+}
+
+impl LoopStep for Lister {
+    async fn step(&mut self, _: usize) -> anyhow::Result<()> {
+        let data = self.client.post(self.body.clone()).await?;
+        let nodes = data["commitments"]["nodes"]
+            .as_array()
+            .context("commitments.nodes")?;
+        anyhow::ensure!(nodes.len() == self.expect, "{} commitments", nodes.len());
+        let latest = nodes[0]["assessments"].as_array().context("assessments")?;
+        anyhow::ensure!(latest.len() == 5, "{} latest assessments", latest.len());
+        Ok(())
+    }
+}
+
+struct SqlLister {
+    pool: PgPool,
+    expect: usize,
+}
+
+impl LoopStep for SqlLister {
+    async fn step(&mut self, _: usize) -> anyhow::Result<()> {
+        let rows: Vec<ListRow> = sqlx::query_as(LIST_SQL).fetch_all(&self.pool).await?;
+        anyhow::ensure!(rows.len() == self.expect, "{} rows", rows.len());
+        Ok(())
+    }
+}
+
+pub async fn run(server_url: &str, args: &ReadArgs) -> anyhow::Result<Value> {
+    let max = args.connections.iter().copied().max().unwrap_or(1) as u32;
+    with_database(server_url, max + 2, async |db| {
+        let token = admin_token(db).await?;
+        let server = Server::start(&db.url, &[]).await?;
+        let mut setup = Client::connect(server.addr, Some(&token)).await?;
+        let ids = register_commitments(&mut setup, "read", args.commitments).await?;
+        for (i, id) in ids.iter().enumerate() {
+            for n in 0..args.assessments_each {
+                assessed_id(&setup.post(assess_body(id, n)).await?)?;
+            }
+            // Two pieces of evidence on each commitment, one shared with the next.
+            for (j, title) in ["Trust survey", "Programme evaluation"].iter().enumerate() {
+                let mut concerns = vec![id.clone()];
+                if j == 1 {
+                    concerns.push(ids[(i + 1) % ids.len()].clone());
+                }
+                setup
+                    .execute(
+                        "mutation($input: SubmitEvidenceInput!) { submitEvidence(input: $input) { id } }",
+                        json!({ "input": {
+                            "commitmentIds": concerns,
+                            "title": format!("{title} {i}"),
+                            "summary": "Findings on progress.",
+                            "sourceUrl": "https://www.ed.ac.uk/usher/digital-innovation/evaluation",
+                            "submittedBy": "University of Edinburgh",
+                            "submittedOn": "2023-01-10",
+                            "kind": "EVALUATION",
+                        }}),
+                    )
+                    .await?;
+            }
+        }
+        let expect = args.commitments.min(50);
+        let body: Bytes = serde_json::to_vec(&json!({ "query": LIST }))?.into();
+        let duration = Duration::from_secs_f64(args.seconds);
+        let mut levels = Vec::new();
+        for &connections in &args.connections {
+            let (api_rate, api_latency) = closed_loop(connections, duration, |_| {
+                let body = body.clone();
+                let token = token.clone();
+                let addr = server.addr;
+                async move {
+                    Ok(Lister {
+                        client: Client::connect(addr, Some(&token)).await?,
+                        body,
+                        expect,
+                    })
+                }
+            })
+            .await
+            .context("the list through the API")?;
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(connections as u32)
+                .min_connections(connections as u32)
+                .connect(&db.url)
+                .await?;
+            let (sql_rate, sql_latency) = closed_loop(connections, duration, |_| {
+                let pool = pool.clone();
+                async move { Ok(SqlLister { pool, expect }) }
+            })
+            .await
+            .context("the hand-written SQL")?;
+            pool.close().await;
+            levels.push(json!({
+                "connections": connections,
+                "api": { "requests_per_sec": api_rate.round(), "latency": api_latency.summary() },
+                "ceiling": { "requests_per_sec": sql_rate.round(), "latency": sql_latency.summary() },
+                "ratio": ratio(api_rate, sql_rate),
+            }));
+        }
+        server.stop().await?;
+        Ok(json!({
+            "scenario": "read",
+            "commitments": args.commitments,
+            "assessments_per_commitment": args.assessments_each,
+            "seconds_per_run": args.seconds,
+            "ceiling": "one hand-written SQL statement answering the same question, rows decoded, through sqlx",
+            "levels": levels,
+        }))
+    })
+    .await
+}
