@@ -322,6 +322,9 @@ fn token_from_payload(payload: &serde_json::Value) -> Option<String> {
         })
 }
 
+/// Each WebSocket connection's read buffer.
+const WS_BUFFER_BYTES: usize = 4096;
+
 async fn websocket(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -360,6 +363,10 @@ async fn websocket(
     };
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        // Clients send little (init, subscribe, pong): small buffers keep an idle subscriber
+        // at a few KiB instead of the default 128 KiB each way.
+        .read_buffer_size(WS_BUFFER_BYTES)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             let pool = state.pool.clone();
             let on_init = move |payload: serde_json::Value| async move {

@@ -83,6 +83,7 @@ pub fn build_schema(deps: SchemaDeps) -> AppSchema {
         .data(deps.scorecard_rule)
         .data(loader)
         .data(types::PageLimit(deps.max_page))
+        .data(subscription::RecentAssessments::default())
         .extension(panics::CatchPanicsFactory)
         .limit_depth(deps.max_depth)
         .limit_complexity(deps.max_complexity)

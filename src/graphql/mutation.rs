@@ -174,18 +174,13 @@ impl Mutation {
     ) -> ApiResult<Assessment> {
         let cctx = command_context(ctx, &input.idempotency_key)?;
         let cmd = input.parse().api()?;
-        let commitment_id = cmd.commitment_id;
         let outcome = ctx
             .data::<Commands>()?
             .assess_commitment(&cctx, cmd, input.expected_version)
             .await
             .api()?;
-        let rows = read::assessments_for(ctx.data::<PgPool>()?, &[commitment_id])
-            .await
-            .api()?;
-        Assessment::timeline(rows, &Source::Live)
-            .into_iter()
-            .find(|a| a.row.id == outcome.id)
+        Assessment::live_by_id(ctx.data::<PgPool>()?, outcome.id)
+            .await?
             .ok_or(ApiError::Internal)
             .api()
     }

@@ -2,7 +2,7 @@
 
 use super::error::{ApiError, ApiResult, OrApi};
 use super::inputs::parse_id;
-use super::loaders::{AssessmentsOf, CommitmentById, EvidenceById, Loaders};
+use super::loaders::{CommitmentById, EvidenceById, Loaders};
 use super::scalars::Date;
 use super::types::{
     Assessment, Commitment, CommitmentConnection, DeliveryStatus, EventConnection, Evidence,
@@ -141,17 +141,7 @@ impl Query {
     /// One assessment.
     async fn assessment(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Assessment>> {
         let id = parse_id("id", &id).api()?;
-        let pool = ctx.data::<PgPool>()?;
-        let Some(commitment) = read::assessment_commitment(pool, id).await.api()? else {
-            return Ok(None);
-        };
-        let timeline = ctx
-            .data::<DataLoader<Loaders>>()?
-            .load_one(AssessmentsOf(commitment))
-            .await
-            .api()?
-            .unwrap_or_default();
-        Ok(timeline.iter().find(|a| a.row.id == id).cloned())
+        Assessment::live_by_id(ctx.data::<PgPool>()?, id).await
     }
 
     /// The raw event log in committed order, optionally of one stream and some types.

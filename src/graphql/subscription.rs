@@ -14,7 +14,9 @@ use crate::store::read;
 use async_graphql::{Context, ID, Subscription as GqlSubscription};
 use futures_util::{Stream, StreamExt};
 use sqlx::PgPool;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 /// The root of live updates.
@@ -45,14 +47,15 @@ impl Subscription {
             .api()?;
         let after = parse_after(after)?;
         let pool = ctx.data::<PgPool>()?.clone();
+        let recent = ctx.data::<RecentAssessments>()?.clone();
         let filter = EventFilter {
             stream_id: commitment_id,
             types: Some(vec!["CommitmentAssessed".to_owned()]),
         };
         let events = ctx.data::<Feed>()?.subscribe(after, filter);
         Ok(events.filter_map(move |event| {
-            let pool = pool.clone();
-            async move { assessment_of(&pool, &event).await.transpose() }
+            let (pool, recent) = (pool.clone(), recent.clone());
+            async move { recent.of(&pool, &event).await.transpose() }
         }))
     }
 
@@ -118,15 +121,49 @@ impl Subscription {
     }
 }
 
-/// The assessment recorded by a `CommitmentAssessed` event, linked into its timeline.
-async fn assessment_of(pool: &PgPool, event: &Arc<StoredEvent>) -> ApiResult<Option<Assessment>> {
-    let Some(id) = id_in(&event.payload, "assessmentId") else {
-        return Ok(None);
-    };
-    let rows = read::assessments_for(pool, &[event.stream_id])
+/// The assessments of recent events, shared by every subscription in the process: an event
+/// delivered to 10,000 subscribers is read from the database once, by whichever subscriber
+/// gets to it first, while the others wait for that read.
+#[derive(Clone, Default)]
+pub struct RecentAssessments(Arc<Mutex<Recent>>);
+
+#[derive(Default)]
+struct Recent {
+    cells: HashMap<EventCursor, Arc<OnceCell<Option<Assessment>>>>,
+    order: VecDeque<EventCursor>,
+}
+
+/// How many events' assessments are kept: enough for a subscriber that lags a little to
+/// share the read; one further behind reads for itself.
+const RECENT: usize = 1024;
+
+impl RecentAssessments {
+    /// The assessment recorded by a `CommitmentAssessed` event.
+    async fn of(&self, pool: &PgPool, event: &StoredEvent) -> ApiResult<Option<Assessment>> {
+        let cell = {
+            let mut recent = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            let key = event.cursor();
+            if let Some(cell) = recent.cells.get(&key) {
+                cell.clone()
+            } else {
+                if recent.order.len() >= RECENT
+                    && let Some(oldest) = recent.order.pop_front()
+                {
+                    recent.cells.remove(&oldest);
+                }
+                let cell = Arc::new(OnceCell::new());
+                recent.cells.insert(key, cell.clone());
+                recent.order.push_back(key);
+                cell
+            }
+        };
+        cell.get_or_try_init(|| async {
+            match id_in(&event.payload, "assessmentId") {
+                Some(id) => Assessment::live_by_id(pool, id).await,
+                None => Ok(None),
+            }
+        })
         .await
-        .api()?;
-    Ok(Assessment::timeline(rows, &Source::Live)
-        .into_iter()
-        .find(|a| a.row.id == id))
+        .cloned()
+    }
 }

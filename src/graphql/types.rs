@@ -478,9 +478,18 @@ pub struct Assessment {
     /// The stored assessment.
     pub row: Arc<AssessmentRow>,
     /// The assessment it replaced in the commitment's timeline.
-    pub previous: Option<Arc<Assessment>>,
+    pub previous: Previous,
     /// Where related records come from.
     pub source: Source,
+}
+
+/// How an assessment finds the one it replaced.
+#[derive(Clone)]
+pub enum Previous {
+    /// Known already: the assessment came with its whole timeline.
+    Linked(Option<Arc<Assessment>>),
+    /// Read from the live timeline if a query asks for it (one index probe).
+    Lookup,
 }
 
 impl Assessment {
@@ -488,7 +497,7 @@ impl Assessment {
     pub fn timeline(rows: Vec<AssessmentRow>, source: &Source) -> Vec<Assessment> {
         let mut out: Vec<Assessment> = Vec::with_capacity(rows.len());
         for row in rows {
-            let previous = out.last().cloned().map(Arc::new);
+            let previous = Previous::Linked(out.last().cloned().map(Arc::new));
             out.push(Assessment {
                 row: Arc::new(row),
                 previous,
@@ -496,6 +505,33 @@ impl Assessment {
             });
         }
         out
+    }
+
+    /// A live assessment by id, without reading its timeline.
+    pub async fn live_by_id(pool: &PgPool, id: Uuid) -> ApiResult<Option<Assessment>> {
+        Ok(read::assessment_by_id(pool, id)
+            .await
+            .api()?
+            .map(Assessment::live))
+    }
+
+    fn live(row: AssessmentRow) -> Assessment {
+        Assessment {
+            row: Arc::new(row),
+            previous: Previous::Lookup,
+            source: Source::Live,
+        }
+    }
+
+    /// The assessment this one replaced.
+    async fn replaced(&self, ctx: &Context<'_>) -> ApiResult<Option<Assessment>> {
+        match &self.previous {
+            Previous::Linked(p) => Ok(p.as_deref().cloned()),
+            Previous::Lookup => Ok(read::assessment_before(pool(ctx)?, &self.row)
+                .await
+                .api()?
+                .map(Assessment::live)),
+        }
     }
 }
 
@@ -553,20 +589,21 @@ impl Assessment {
             .await
     }
     /// The assessment this one replaced (null for the first).
-    async fn previous(&self) -> Option<Assessment> {
-        self.previous.as_deref().cloned()
+    async fn previous(&self, ctx: &Context<'_>) -> ApiResult<Option<Assessment>> {
+        self.replaced(ctx).await
     }
     /// The overall rating this one replaced.
-    async fn previous_overall(&self) -> Option<Rating> {
-        self.previous
-            .as_ref()
+    async fn previous_overall(&self, ctx: &Context<'_>) -> ApiResult<Option<Rating>> {
+        Ok(self
+            .replaced(ctx)
+            .await?
             .and_then(|p| p.row.overall)
-            .map(Into::into)
+            .map(Into::into))
     }
     /// How the overall rating moved against the previous verdict.
-    async fn direction(&self) -> Direction {
-        let previous = self.previous.as_ref().map(|p| p.row.overall);
-        domain::Direction::between(previous, self.row.overall).into()
+    async fn direction(&self, ctx: &Context<'_>) -> ApiResult<Direction> {
+        let previous = self.replaced(ctx).await?.map(|p| p.row.overall);
+        Ok(domain::Direction::between(previous, self.row.overall).into())
     }
     /// Formal disputes of this verdict, oldest first.
     async fn disputes(&self, ctx: &Context<'_>) -> ApiResult<Vec<Dispute>> {

@@ -395,6 +395,38 @@ pub async fn assessments_for(
     )
 }
 
+/// An assessment by id.
+pub async fn assessment_by_id(pool: &PgPool, id: Uuid) -> StoreResult<Option<AssessmentRow>> {
+    // language=PostgreSQL
+    let sql = format!("select {ASSESSMENT_COLUMNS} from assessments where id = $1");
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.as_ref().map(assessment).transpose()?)
+}
+
+/// The assessment before `of` in its commitment's timeline (assessed_on, then position): the
+/// verdict it replaced. One probe of the timeline index, however long the timeline.
+pub async fn assessment_before(
+    pool: &PgPool,
+    of: &AssessmentRow,
+) -> StoreResult<Option<AssessmentRow>> {
+    // language=PostgreSQL
+    let sql = format!(
+        "select {ASSESSMENT_COLUMNS} from assessments
+         where commitment_id = $1 and (assessed_on, position) < ($2, $3)
+         order by assessed_on desc, position desc limit 1"
+    );
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(of.commitment_id)
+        .bind(of.assessed_on)
+        .bind(of.cursor.position)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.as_ref().map(assessment).transpose()?)
+}
+
 /// The commitment an assessment belongs to.
 pub async fn assessment_commitment(
     pool: &PgPool,
