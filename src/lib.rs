@@ -31,6 +31,8 @@ pub mod domain;
 pub mod graphql;
 /// The seed data set and its import.
 pub mod seed;
+/// Shared execution of identical subscriptions.
+pub mod shared;
 /// Building and running the HTTP server.
 pub mod startup;
 /// The only place with SQL: event store, projections, the live feed, tokens.

@@ -7,6 +7,7 @@ use crate::commands::Commands;
 use crate::config::Settings;
 use crate::graphql::error::{ApiError, normalise};
 use crate::graphql::{AppSchema, RequestInfo, SchemaDeps, build_schema};
+use crate::shared::Hub;
 use crate::store::{self, feed::Feed, feed::FeedSettings, tokens};
 use crate::ws::{self, WsSettings};
 use async_graphql::ErrorExtensions;
@@ -40,6 +41,8 @@ struct AppState {
     settings: Settings,
     /// One permit per open WebSocket connection.
     ws_connections: Arc<Semaphore>,
+    /// Subscriptions shared between connections.
+    hub: Arc<Hub<AppSchema>>,
 }
 
 /// A built server, bound and ready to run.
@@ -76,9 +79,10 @@ impl Application {
         });
         let listener = TcpListener::bind(settings.listen).await?;
         let router = router(AppState {
-            schema,
             pool: pool.clone(),
             ws_connections: Arc::new(Semaphore::new(settings.ws_max_connections)),
+            hub: Arc::new(Hub::new(schema.clone())),
+            schema,
             settings,
         });
         Ok(Self {
@@ -384,7 +388,15 @@ async fn websocket(
                 data.insert(RequestInfo { actor, request_id });
                 Ok(data)
             };
-            ws::serve(socket, state.schema.clone(), protocol, on_init, settings).await;
+            ws::serve(
+                socket,
+                state.schema.clone(),
+                protocol,
+                on_init,
+                settings,
+                Some(state.hub.clone()),
+            )
+            .await;
             drop(permit);
         })
 }

@@ -5,6 +5,7 @@
 //! socket so that it can add keep-alives and refuse a subscription over the bound with a coded
 //! error for that subscription alone.
 
+use crate::shared::{BACKLOG, Hub, Shared};
 use async_graphql::Executor;
 use async_graphql::http::{WebSocket as GraphQLWs, WebSocketProtocols, WsMessage};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -12,9 +13,12 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::StreamMap;
+use tokio_stream::wrappers::BroadcastStream;
 
 /// Limits and timings of one connection.
 #[derive(Debug, Clone, Copy)]
@@ -48,13 +52,42 @@ fn refusal(protocol: WebSocketProtocols, id: &str, message: &str, code: &str) ->
     json!({ "id": id, "type": "error", "payload": payload }).to_string()
 }
 
-/// Serves one connection until either side closes it.
+/// What the input side asks the output loop to do besides relaying the engine.
+enum Control {
+    /// Send this text.
+    Send(String),
+    /// Relay a shared stream's results as subscription `id`.
+    Share {
+        id: String,
+        results: broadcast::Receiver<Shared>,
+    },
+    /// The client stopped shared subscription `id`.
+    Unshare { id: String },
+}
+
+/// A message of subscription `id` in the connection's protocol, around a payload already
+/// serialised.
+fn message(protocol: WebSocketProtocols, kind: &str, id: &str, payload: Option<&str>) -> String {
+    let kind = match (kind, is_legacy(protocol)) {
+        ("next", true) => "data",
+        (k, _) => k,
+    };
+    let id = Value::from(id);
+    match payload {
+        Some(p) => format!(r#"{{"type":"{kind}","id":{id},"payload":{p}}}"#),
+        None => format!(r#"{{"type":"{kind}","id":{id}}}"#),
+    }
+}
+
+/// Serves one connection until either side closes it. Subscriptions that `hub` can share
+/// run there; the rest run on the engine, per connection.
 pub async fn serve<E, F, Fut>(
     socket: WebSocket,
     executor: E,
     protocol: WebSocketProtocols,
     on_init: F,
     settings: WsSettings,
+    hub: Option<Arc<Hub<E>>>,
 ) where
     E: Executor,
     F: FnOnce(Value) -> Fut + Send + 'static,
@@ -62,7 +95,9 @@ pub async fn serve<E, F, Fut>(
 {
     let (mut sink, stream) = socket.split();
     let active: Arc<Mutex<HashSet<String>>> = Arc::default();
-    let (refuse_tx, mut refused) = mpsc::unbounded_channel::<String>();
+    let shared_ids: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let acknowledged = Arc::new(AtomicBool::new(false));
+    let (control_tx, mut control) = mpsc::unbounded_channel::<Control>();
     let (start, stop) = if is_legacy(protocol) {
         ("start", "stop")
     } else {
@@ -70,6 +105,8 @@ pub async fn serve<E, F, Fut>(
     };
 
     let input_active = active.clone();
+    let input_shared = shared_ids.clone();
+    let input_acknowledged = acknowledged.clone();
     let input = stream
         .take_while(|m| std::future::ready(m.is_ok()))
         .filter_map(move |m| {
@@ -95,12 +132,32 @@ pub async fn serve<E, F, Fut>(
                             "at most {} subscriptions may be active on one connection",
                             settings.max_subscriptions
                         );
-                        let _ = refuse_tx.send(refusal(protocol, &id, &text, "BAD_USER_INPUT"));
+                        let _ = control_tx.send(Control::Send(refusal(
+                            protocol,
+                            &id,
+                            &text,
+                            "BAD_USER_INPUT",
+                        )));
                         return None;
                     }
-                    active.insert(id);
+                    active.insert(id.clone());
+                    // Only once the connection is acknowledged (authorised): before that the
+                    // engine answers as the protocol requires.
+                    let shared = hub
+                        .as_ref()
+                        .filter(|_| input_acknowledged.load(Ordering::Acquire))
+                        .and_then(|hub| hub.join(msg.get("payload")?));
+                    if let Some(results) = shared {
+                        input_shared.lock().expect("shared lock").insert(id.clone());
+                        let _ = control_tx.send(Control::Share { id, results });
+                        return None;
+                    }
                 } else if kind == stop {
                     active.remove(&id);
+                    if input_shared.lock().expect("shared lock").remove(&id) {
+                        let _ = control_tx.send(Control::Unshare { id });
+                        return None;
+                    }
                 }
                 Some(bytes)
             });
@@ -118,14 +175,17 @@ pub async fn serve<E, F, Fut>(
     } else {
         r#"{"type":"ping"}"#
     };
-    let mut acknowledged = false;
+    let mut relayed: StreamMap<String, BroadcastStream<Shared>> = StreamMap::new();
     loop {
         let outgoing = tokio::select! {
             message = output.next() => match message {
+                // Results (most messages) need no look inside.
+                Some(WsMessage::Text(text)) if text.starts_with(r#"{"type":"next""#)
+                    || text.starts_with(r#"{"type":"data""#) => Message::Text(text.into()),
                 Some(WsMessage::Text(text)) => {
                     if let Ok(msg) = serde_json::from_str::<Value>(&text) {
                         match msg.get("type").and_then(Value::as_str) {
-                            Some("connection_ack") => acknowledged = true,
+                            Some("connection_ack") => acknowledged.store(true, Ordering::Release),
                             Some("complete") | Some("error") => {
                                 if let Some(id) = msg.get("id").and_then(Value::as_str) {
                                     active.lock().expect("subscriptions lock").remove(id);
@@ -142,9 +202,41 @@ pub async fn serve<E, F, Fut>(
                 }
                 None => break,
             },
-            Some(text) = refused.recv() => Message::Text(text.into()),
+            Some(c) = control.recv() => match c {
+                Control::Send(text) => Message::Text(text.into()),
+                Control::Share { id, results } => {
+                    relayed.insert(id, BroadcastStream::new(results));
+                    continue;
+                }
+                Control::Unshare { id } => {
+                    if relayed.remove(&id).is_none() {
+                        continue;
+                    }
+                    Message::Text(message(protocol, "complete", &id, None).into())
+                }
+            },
+            Some((id, result)) = relayed.next(), if !relayed.is_empty() => match result {
+                Ok(Shared::Next(payload)) => {
+                    Message::Text(message(protocol, "next", &id, Some(&payload)).into())
+                }
+                Ok(Shared::End) => {
+                    relayed.remove(&id);
+                    shared_ids.lock().expect("shared lock").remove(&id);
+                    active.lock().expect("subscriptions lock").remove(&id);
+                    Message::Text(message(protocol, "complete", &id, None).into())
+                }
+                Err(_lagged) => {
+                    relayed.remove(&id);
+                    shared_ids.lock().expect("shared lock").remove(&id);
+                    active.lock().expect("subscriptions lock").remove(&id);
+                    let text = format!(
+                        "this subscriber fell more than {BACKLOG} results behind; resubscribe with `after` its last cursor"
+                    );
+                    Message::Text(refusal(protocol, &id, &text, "SUBSCRIBER_TOO_SLOW").into())
+                }
+            },
             _ = keepalive.tick() => {
-                if !acknowledged {
+                if !acknowledged.load(Ordering::Acquire) {
                     continue;
                 }
                 Message::Text(ping.into())

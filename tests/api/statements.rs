@@ -90,8 +90,10 @@ async fn listing_commitments_with_assessments_and_evidence_costs_the_same_statem
     assert!(few > 0, "the counter must see the list's statements");
     // list + count + one batch per kind of related record (assessments, evidence, revisions,
     // disputes, evidence by id, commitments by id), a kind asked for at two depths taking at
-    // most two batches. One statement per commitment would be 40 or more.
-    const BOUND: u64 = 10;
+    // most two batches: 10. On a busy machine a batch's window (1 ms) can close before every
+    // resolver has asked, splitting it; the bound allows for a few such splits. One statement
+    // per commitment would be 40 or more.
+    const BOUND: u64 = 16;
     println!("statements: {few} for 3 commitments, {many} for 40");
     assert!(
         few <= BOUND && many <= BOUND,
