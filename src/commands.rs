@@ -2,7 +2,8 @@
 //! projections in one transaction, then announced to the live feed.
 //!
 //! The steps are the same for every command (see [`Commands::execute`]): authorise; claim the
-//! idempotency key; lock the stream; check the expected version; fold the stream; look up the
+//! idempotency key; lock the stream; check the expected version; bring the stream's state to its head (a
+//! cached state reads only what other processes appended since); look up the
 //! streams the command refers to; decide; append; project; record the outcome; commit.
 
 use crate::auth::{Actor, Role};
@@ -19,6 +20,8 @@ use crate::store::{StoreError, projections, read};
 use chrono::NaiveDate;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use std::collections::HashMap;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Why a command was not carried out.
@@ -92,8 +95,8 @@ struct Refs {
     evidence: Vec<Uuid>,
 }
 
-/// Decides a command from the stream's decoded events and the referenced streams' facts:
-/// the events to append, each with its business date, and the outcome id.
+/// Decides a command from the stream's state and the referenced streams' facts: the events
+/// to append, each with its business date, and the outcome id.
 type Decision = Result<(Vec<(DomainEvent, NaiveDate)>, Uuid), DomainError>;
 
 /// The command handlers. Cheap to clone.
@@ -101,6 +104,7 @@ type Decision = Result<(Vec<(DomainEvent, NaiveDate)>, Uuid), DomainError>;
 pub struct Commands {
     pool: PgPool,
     feed: Feed,
+    states: Arc<StateCache>,
 }
 
 fn commitment_events(events: Vec<CommitmentEvent>) -> Vec<(DomainEvent, NaiveDate)> {
@@ -123,24 +127,53 @@ fn evidence_events(events: Vec<EvidenceEvent>) -> Vec<(DomainEvent, NaiveDate)> 
         .collect()
 }
 
-fn commitment_state(events: &[DomainEvent]) -> CommitmentState {
-    let mut state = CommitmentState::default();
-    for e in events {
-        if let DomainEvent::Commitment(e) = e {
-            state.apply(e);
-        }
-    }
-    state
+/// What a command on a stream decides from: the stream folded to its head.
+#[derive(Debug, Clone, Default)]
+struct StreamState {
+    /// The fold of a commitment stream (default for an evidence stream).
+    commitment: CommitmentState,
+    /// The fold of an evidence stream (default for a commitment stream).
+    evidence: EvidenceState,
 }
 
-fn evidence_state(events: &[DomainEvent]) -> EvidenceState {
-    let mut state = EvidenceState::default();
-    for e in events {
-        if let DomainEvent::Evidence(e) = e {
-            state.apply(e);
+impl StreamState {
+    fn apply(&mut self, event: &DomainEvent) {
+        match event {
+            DomainEvent::Commitment(e) => self.commitment.apply(e),
+            DomainEvent::Evidence(e) => self.evidence.apply(e),
         }
     }
-    state
+}
+
+/// Streams' states as of a version, kept after each command so that the next command on the
+/// stream reads only the events appended since (by another process), usually none, instead
+/// of folding the whole stream again. A state is only used at the version it was folded to:
+/// the stream lock and the version check make a stale one impossible to use.
+#[derive(Default)]
+struct StateCache {
+    states: std::sync::Mutex<HashMap<Uuid, (i32, StreamState)>>,
+}
+
+/// Most streams whose states are kept.
+const CACHED_STREAMS: usize = 10_000;
+
+impl StateCache {
+    fn take(&self, stream: Uuid) -> Option<(i32, StreamState)> {
+        self.states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&stream)
+    }
+
+    fn put(&self, stream: Uuid, version: i32, state: StreamState) {
+        let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        if states.len() >= CACHED_STREAMS
+            && let Some(evict) = states.keys().next().copied()
+        {
+            states.remove(&evict);
+        }
+        states.insert(stream, (version, state));
+    }
 }
 
 fn command_json<T: serde::Serialize>(command: &T, expected_version: Option<i32>) -> Value {
@@ -150,7 +183,11 @@ fn command_json<T: serde::Serialize>(command: &T, expected_version: Option<i32>)
 impl Commands {
     /// Handlers over `pool`, announcing commits on `feed`.
     pub fn new(pool: PgPool, feed: Feed) -> Self {
-        Self { pool, feed }
+        Self {
+            pool,
+            feed,
+            states: Arc::default(),
+        }
     }
 
     /// Registers a commitment; the outcome is its id.
@@ -175,12 +212,7 @@ impl Commands {
             Role::Admin,
             target,
             Refs::default(),
-            |events, _| {
-                Ok((
-                    commitment_events(cmd.decide(&commitment_state(events))?),
-                    id,
-                ))
-            },
+            |state, _| Ok((commitment_events(cmd.decide(&state.commitment)?), id)),
         )
         .await
     }
@@ -208,12 +240,7 @@ impl Commands {
             Role::Admin,
             target,
             Refs::default(),
-            |events, _| {
-                Ok((
-                    commitment_events(cmd.decide(&commitment_state(events))?),
-                    id,
-                ))
-            },
+            |state, _| Ok((commitment_events(cmd.decide(&state.commitment)?), id)),
         )
         .await
     }
@@ -246,12 +273,7 @@ impl Commands {
             Role::Assessor,
             target,
             refs,
-            |events, refs| {
-                Ok((
-                    commitment_events(cmd.decide(&commitment_state(events), refs)?),
-                    id,
-                ))
-            },
+            |state, refs| Ok((commitment_events(cmd.decide(&state.commitment, refs)?), id)),
         )
         .await
     }
@@ -291,12 +313,7 @@ impl Commands {
             Role::Assessor,
             target,
             refs,
-            |events, refs| {
-                Ok((
-                    commitment_events(cmd.decide(&commitment_state(events), refs)?),
-                    id,
-                ))
-            },
+            |state, refs| Ok((commitment_events(cmd.decide(&state.commitment, refs)?), id)),
         )
         .await
     }
@@ -327,12 +344,7 @@ impl Commands {
             Role::Contributor,
             target,
             refs,
-            |events, refs| {
-                Ok((
-                    evidence_events(cmd.decide(&evidence_state(events), refs)?),
-                    id,
-                ))
-            },
+            |state, refs| Ok((evidence_events(cmd.decide(&state.evidence, refs)?), id)),
         )
         .await
     }
@@ -360,7 +372,7 @@ impl Commands {
             Role::Admin,
             target,
             Refs::default(),
-            |events, _| Ok((evidence_events(cmd.decide(&evidence_state(events))?), id)),
+            |state, _| Ok((evidence_events(cmd.decide(&state.evidence)?), id)),
         )
         .await
     }
@@ -374,7 +386,7 @@ impl Commands {
         needed: Role,
         target: Target,
         refs: Refs,
-        decide: impl FnOnce(&[DomainEvent], &References) -> Decision,
+        decide: impl FnOnce(&StreamState, &References) -> Decision,
     ) -> Result<Outcome, CommandError> {
         require(ctx, needed)?;
         let actor = ctx.actor.name.as_str();
@@ -413,17 +425,21 @@ impl Commands {
 
         check_expected_version(target.expected_version, head.version)?;
 
-        let history = if target.creates {
-            Vec::new()
+        let mut state = if target.creates {
+            StreamState::default()
         } else {
-            event_store::load_stream(&mut tx, target.stream_id)
-                .await?
-                .iter()
-                .map(|e| e.decode())
-                .collect::<Result<Vec<_>, _>>()?
+            let (version, mut state) = self
+                .states
+                .take(target.stream_id)
+                .filter(|(v, _)| *v <= head.version)
+                .unwrap_or_default();
+            for e in event_store::load_stream_after(&mut tx, target.stream_id, version).await? {
+                state.apply(&e.decode()?);
+            }
+            state
         };
         let references = read::existing_streams(&mut tx, &refs.commitments, &refs.evidence).await?;
-        let (events, id) = decide(&history, &references)?;
+        let (events, id) = decide(&state, &references)?;
 
         let metadata = Metadata {
             actor: actor.to_owned(),
@@ -439,6 +455,11 @@ impl Commands {
             idempotency::complete(&mut tx, actor, key, &json!({ "id": id })).await?;
         }
         tx.commit().await?;
+        for (event, _) in &events {
+            state.apply(event);
+        }
+        self.states
+            .put(target.stream_id, head.version + events.len() as i32, state);
         self.feed.announce();
         Ok(Outcome {
             id,

@@ -229,10 +229,22 @@ pub async fn load_stream(
     conn: &mut PgConnection,
     stream_id: Uuid,
 ) -> StoreResult<Vec<StoredEvent>> {
+    load_stream_after(conn, stream_id, 0).await
+}
+
+/// The events of a stream after `version`, in version order.
+pub async fn load_stream_after(
+    conn: &mut PgConnection,
+    stream_id: Uuid,
+    version: i32,
+) -> StoreResult<Vec<StoredEvent>> {
     // language=PostgreSQL
-    let sql = format!("select {EVENT_COLUMNS} from events where stream_id = $1 order by version");
+    let sql = format!(
+        "select {EVENT_COLUMNS} from events where stream_id = $1 and version > $2 order by version"
+    );
     let rows = sqlx::query(AssertSqlSafe(sql))
         .bind(stream_id)
+        .bind(version)
         .fetch_all(&mut *conn)
         .await?;
     rows.iter()

@@ -75,6 +75,9 @@ struct Shared {
     sender: broadcast::Sender<Arc<StoredEvent>>,
     /// Wakes the reader.
     wake: Notify,
+    /// Asks the notifier to send one NOTIFY: commits that happen while one is being sent
+    /// share the next, so a burst of commits costs a few notifications, not one each.
+    notify: Notify,
 }
 
 /// A handle on the process's live feed. Cheap to clone.
@@ -91,13 +94,16 @@ impl Feed {
     pub async fn new(pool: PgPool, settings: FeedSettings) -> Result<Self, sqlx::Error> {
         let head = end_of_log(&pool).await?;
         let (sender, _) = broadcast::channel(settings.capacity.max(16));
+        let shared = Arc::new(Shared {
+            head: Mutex::new(head),
+            sender,
+            wake: Notify::new(),
+            notify: Notify::new(),
+        });
+        tokio::spawn(notifier(pool.clone(), Arc::downgrade(&shared)));
         Ok(Self {
             pool,
-            shared: Arc::new(Shared {
-                head: Mutex::new(head),
-                sender,
-                wake: Notify::new(),
-            }),
+            shared,
             settings,
         })
     }
@@ -111,17 +117,7 @@ impl Feed {
     /// the commit (never inside the appending transaction, where it would serialise commits).
     pub fn announce(&self) {
         self.wake();
-        let pool = self.pool.clone();
-        tokio::spawn(async move {
-            // language=PostgreSQL
-            if let Err(e) = sqlx::query("select pg_notify($1, '')")
-                .bind(CHANNEL)
-                .execute(&pool)
-                .await
-            {
-                tracing::debug!(error = %e, "could not notify other processes; their poll will cover it");
-            }
-        });
+        self.shared.notify.notify_one();
     }
 
     /// The cursor of the last event this process published.
@@ -357,6 +353,30 @@ async fn listen(pool: PgPool, shared: Arc<Shared>) {
                     break;
                 }
             }
+        }
+    }
+}
+
+/// Sends the NOTIFY other processes listen for, after commits, one per burst; ends with the
+/// feed.
+async fn notifier(pool: PgPool, shared: std::sync::Weak<Shared>) {
+    loop {
+        let Some(strong) = shared.upgrade() else {
+            return;
+        };
+        // The timeout only bounds how long this task outlives the feed.
+        let asked = tokio::time::timeout(Duration::from_secs(1), strong.notify.notified()).await;
+        drop(strong);
+        if asked.is_err() {
+            continue;
+        }
+        // language=PostgreSQL
+        if let Err(e) = sqlx::query("select pg_notify($1, '')")
+            .bind(CHANNEL)
+            .execute(&pool)
+            .await
+        {
+            tracing::debug!(error = %e, "could not notify other processes; their poll will cover it");
         }
     }
 }
