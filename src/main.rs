@@ -2,6 +2,12 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
+
+/// mimalloc: the server allocates many small, short-lived objects per request from several
+/// threads, where it is measurably faster than the system allocator (see README,
+/// Performance).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use commitment_tracker::{cli, config::Cli, telemetry};
 
 #[tokio::main]

@@ -3,7 +3,9 @@
 
 use super::types::{Assessment, Source};
 use crate::store::StoreError;
-use crate::store::read::{self, CommitmentRow, DisputeRow, EvidenceRow, RevisionRow};
+use crate::store::read::{
+    self, AssessmentRow, CommitmentRow, DisputeRow, EvidenceRow, RevisionRow,
+};
 use async_graphql::dataloader::Loader;
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -31,6 +33,13 @@ pub struct CommitmentById(pub Uuid);
 /// A commitment's assessments as a timeline (oldest first, each linked to the one before).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AssessmentsOf(pub Uuid);
+/// A commitment's latest assessments (at most the count), oldest first, the first linked to
+/// its predecessor lazily.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LatestAssessmentsOf(pub Uuid, pub u16);
+/// The assessment an assessment replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PreviousOf(pub Uuid);
 /// The evidence that concerns a commitment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct EvidenceOf(pub Uuid);
@@ -91,6 +100,60 @@ impl Loader<AssessmentsOf> for Loaders {
         Ok(grouped
             .into_iter()
             .map(|(k, rows)| (k, Arc::new(Assessment::timeline(rows, &Source::Live))))
+            .collect())
+    }
+}
+
+impl Loader<LatestAssessmentsOf> for Loaders {
+    type Value = Arc<Vec<Assessment>>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[LatestAssessmentsOf],
+    ) -> Result<HashMap<LatestAssessmentsOf, Self::Value>, LoadError> {
+        // One statement per distinct count (a query usually asks for one).
+        let mut counts: Vec<u16> = keys.iter().map(|k| k.1).collect();
+        counts.sort_unstable();
+        counts.dedup();
+        let mut out = HashMap::with_capacity(keys.len());
+        for count in counts {
+            let batch: Vec<LatestAssessmentsOf> =
+                keys.iter().filter(|k| k.1 == count).copied().collect();
+            let ids: Vec<Uuid> = batch.iter().map(|k| k.0).collect();
+            let rows = read::latest_assessments_for(&self.pool, &ids, i64::from(count)).await?;
+            let grouped = group(
+                &batch,
+                rows.into_iter().map(|r| (r.commitment_id, r)),
+                |id| LatestAssessmentsOf(id, count),
+            );
+            for (key, mut newest_first) in grouped {
+                // A full window may have older assessments before it.
+                let more = newest_first.len() == usize::from(count);
+                newest_first.reverse();
+                out.insert(
+                    key,
+                    Arc::new(Assessment::window(newest_first, more, &Source::Live)),
+                );
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<PreviousOf> for Loaders {
+    type Value = AssessmentRow;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[PreviousOf],
+    ) -> Result<HashMap<PreviousOf, AssessmentRow>, LoadError> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = read::assessments_before(&self.pool, &ids).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(of, r)| (PreviousOf(of), r))
             .collect())
     }
 }

@@ -30,7 +30,8 @@ impl Extension for CatchPanics {
         info: ResolveInfo<'_>,
         next: NextResolve<'_>,
     ) -> ServerResult<Option<Value>> {
-        let field = info.name.to_owned();
+        // Copied references only: this runs for every field, so it must not allocate.
+        let field: &str = info.name;
         let pos = info.field.name.pos;
         match AssertUnwindSafe(next.run(ctx, info)).catch_unwind().await {
             Ok(result) => result,

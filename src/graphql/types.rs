@@ -2,7 +2,8 @@
 
 use super::error::{ApiResult, OrApi};
 use super::loaders::{
-    AssessmentsOf, CommitmentById, DisputesOf, EvidenceById, EvidenceOf, Loaders, RevisionsOf,
+    AssessmentsOf, CommitmentById, DisputesOf, EvidenceById, EvidenceOf, LatestAssessmentsOf,
+    Loaders, PreviousOf, RevisionsOf,
 };
 use super::scalars::Date;
 use crate::domain::rating as domain;
@@ -179,6 +180,13 @@ impl Commitment {
         ctx: &Context<'_>,
         kind: Option<AssessorKind>,
     ) -> ApiResult<Option<Assessment>> {
+        if kind.is_none() && matches!(self.source, Source::Live) {
+            return Ok(loader(ctx)?
+                .load_one(LatestAssessmentsOf(self.row.id, 1))
+                .await
+                .api()?
+                .and_then(|latest| latest.last().cloned()));
+        }
         let all = self.timeline(ctx).await?;
         let kind = kind.map(domain::AssessorKind::from);
         Ok(all
@@ -194,6 +202,15 @@ impl Commitment {
         ctx: &Context<'_>,
         last: Option<i32>,
     ) -> ApiResult<Vec<Assessment>> {
+        if let (Some(n), Source::Live) = (last, &self.source) {
+            let n = count_argument(ctx, "last", n)?;
+            return Ok(loader(ctx)?
+                .load_one(LatestAssessmentsOf(self.row.id, n as u16))
+                .await
+                .api()?
+                .map(|latest| latest.as_ref().clone())
+                .unwrap_or_default());
+        }
         let all = self.timeline(ctx).await?;
         let skip = match last {
             Some(n) => all
@@ -507,6 +524,21 @@ impl Assessment {
         out
     }
 
+    /// The latest part of a timeline (oldest first), each linked to the one before; the
+    /// first one's predecessor is looked up if asked for when `more` may precede it.
+    pub fn window(rows: Vec<AssessmentRow>, more: bool, source: &Source) -> Vec<Assessment> {
+        let mut out = Assessment::timeline(rows, source);
+        if more && let Some(first) = out.first_mut() {
+            first.previous = Previous::Lookup;
+        }
+        // Later ones hold the first through `previous`: relink them to the updated first.
+        for i in 1..out.len() {
+            let before = Arc::new(out[i - 1].clone());
+            out[i].previous = Previous::Linked(Some(before));
+        }
+        out
+    }
+
     /// A live assessment by id, without reading its timeline.
     pub async fn live_by_id(pool: &PgPool, id: Uuid) -> ApiResult<Option<Assessment>> {
         Ok(read::assessment_by_id(pool, id)
@@ -527,7 +559,8 @@ impl Assessment {
     async fn replaced(&self, ctx: &Context<'_>) -> ApiResult<Option<Assessment>> {
         match &self.previous {
             Previous::Linked(p) => Ok(p.as_deref().cloned()),
-            Previous::Lookup => Ok(read::assessment_before(pool(ctx)?, &self.row)
+            Previous::Lookup => Ok(loader(ctx)?
+                .load_one(PreviousOf(self.row.id))
                 .await
                 .api()?
                 .map(Assessment::live)),

@@ -395,6 +395,32 @@ pub async fn assessments_for(
     )
 }
 
+/// The latest `count` assessments of each of the given commitments, each commitment's newest
+/// first: one index walk per commitment, however long its timeline.
+pub async fn latest_assessments_for(
+    pool: &PgPool,
+    commitment_ids: &[Uuid],
+    count: i64,
+) -> StoreResult<Vec<AssessmentRow>> {
+    // language=PostgreSQL
+    let sql = format!(
+        "select a.* from unnest($1::uuid[]) as c(id)
+         cross join lateral (
+             select {ASSESSMENT_COLUMNS} from assessments
+             where commitment_id = c.id
+             order by assessed_on desc, position desc limit $2
+         ) a"
+    );
+    all(
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(commitment_ids)
+            .bind(count)
+            .fetch_all(pool)
+            .await?,
+        assessment,
+    )
+}
+
 /// An assessment by id.
 pub async fn assessment_by_id(pool: &PgPool, id: Uuid) -> StoreResult<Option<AssessmentRow>> {
     // language=PostgreSQL
@@ -406,25 +432,32 @@ pub async fn assessment_by_id(pool: &PgPool, id: Uuid) -> StoreResult<Option<Ass
     Ok(row.as_ref().map(assessment).transpose()?)
 }
 
-/// The assessment before `of` in its commitment's timeline (assessed_on, then position): the
-/// verdict it replaced. One probe of the timeline index, however long the timeline.
-pub async fn assessment_before(
+/// The assessment before each of the given ones in its commitment's timeline (assessed_on,
+/// then position): the verdict it replaced, as (assessment id, predecessor). One probe of the
+/// timeline index each, however long the timeline.
+pub async fn assessments_before(
     pool: &PgPool,
-    of: &AssessmentRow,
-) -> StoreResult<Option<AssessmentRow>> {
+    assessment_ids: &[Uuid],
+) -> StoreResult<Vec<(Uuid, AssessmentRow)>> {
     // language=PostgreSQL
     let sql = format!(
-        "select {ASSESSMENT_COLUMNS} from assessments
-         where commitment_id = $1 and (assessed_on, position) < ($2, $3)
-         order by assessed_on desc, position desc limit 1"
+        "select a.id as of_assessment, p.* from assessments a
+         cross join lateral (
+             select {ASSESSMENT_COLUMNS} from assessments
+             where commitment_id = a.commitment_id
+               and (assessed_on, position) < (a.assessed_on, a.position)
+             order by assessed_on desc, position desc limit 1
+         ) p
+         where a.id = any($1)"
     );
-    let row = sqlx::query(AssertSqlSafe(sql))
-        .bind(of.commitment_id)
-        .bind(of.assessed_on)
-        .bind(of.cursor.position)
-        .fetch_optional(pool)
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(assessment_ids)
+        .fetch_all(pool)
         .await?;
-    Ok(row.as_ref().map(assessment).transpose()?)
+    rows.iter()
+        .map(|r| Ok((r.try_get("of_assessment")?, assessment(r)?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
 }
 
 /// The commitment an assessment belongs to.

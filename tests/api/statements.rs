@@ -88,9 +88,9 @@ async fn listing_commitments_with_assessments_and_evidence_costs_the_same_statem
     let (many, n_many) = statements_to_list(40).await;
     assert_eq!((n_few, n_many), (3, 40));
     assert!(few > 0, "the counter must see the list's statements");
-    // list + count + one batch per kind of related record (assessments, evidence, revisions,
-    // disputes, evidence by id, commitments by id), a kind asked for at two depths taking at
-    // most two batches: 10. On a busy machine a batch's window (1 ms) can close before every
+    // list + count + one batch per kind of related record (latest assessments, predecessors,
+    // whole timelines, evidence, revisions, disputes, evidence by id, commitments by id), a
+    // kind asked for at two depths taking at most two batches: about 11. On a busy machine a batch's window (1 ms) can close before every
     // resolver has asked, splitting it; the bound allows for a few such splits. One statement
     // per commitment would be 40 or more.
     const BOUND: u64 = 16;
