@@ -70,8 +70,9 @@ pub async fn rebuild(pool: &PgPool) -> StoreResult<RebuildReport> {
         )))
         .execute(&mut *conn)
         .await?;
+        // Without indexes: they are built once the bulk is in (a sort), not row by row.
         sqlx::query(AssertSqlSafe(format!(
-            "create table {table}_rebuild (like {table} including all)"
+            "create table {table}_rebuild (like {table} including all excluding indexes)"
         )))
         .execute(&mut *conn)
         .await?;
@@ -83,6 +84,9 @@ pub async fn rebuild(pool: &PgPool) -> StoreResult<RebuildReport> {
     let last = events.last().map(|e| (e.transaction_id, e.position));
     let mut view = View::fold(events)?;
     write_view(&mut conn, &view, None).await?;
+    for table in TABLES {
+        add_indexes(&mut conn, table).await?;
+    }
 
     // 2. With appends paused and the live tables locked: catch up and swap.
     let mut tx = pause_and_lock(pool).await?;
@@ -247,35 +251,49 @@ async fn write_view(
         .filter(|(c, _)| keep_c(c))
         .flat_map(|(_, rows)| rows)
         .collect();
-    for chunk in assessments.chunks(BATCH) {
-        let mut q = QueryBuilder::<Postgres>::new(
-            "insert into assessments_rebuild (id, commitment_id, assessor, assessor_kind, assessed_on,
-             overall, met, funding, impact, appropriateness, delivery_status, rationale, evidence_ids,
-             evaluation, position, transaction_id, recorded_at, actor) ",
-        );
-        let r = |x: Option<Rating>| x.map(Rating::as_str);
-        q.push_values(chunk, |mut b, a| {
-            b.push_bind(a.id)
-                .push_bind(a.commitment_id)
-                .push_bind(&a.assessor)
-                .push_bind(a.assessor_kind.as_str())
-                .push_bind(a.assessed_on)
-                .push_bind(r(a.overall))
-                .push_bind(r(a.aspects.met))
-                .push_bind(r(a.aspects.funding))
-                .push_bind(r(a.aspects.impact))
-                .push_bind(r(a.aspects.appropriateness))
-                .push_bind(a.delivery_status.as_str())
-                .push_bind(&a.rationale)
-                .push_bind(&a.evidence_ids)
-                .push_bind(&a.evaluation)
-                .push_bind(a.cursor.position)
-                .push_bind(a.cursor.transaction_id)
-                .push_bind(a.recorded_at)
-                .push_bind(&a.actor);
-        });
-        q.build().execute(&mut *conn).await?;
+    // The bulk of the rows: streamed with COPY, several times faster than INSERT batches.
+    let r = |x: Option<Rating>| x.map(Rating::as_str);
+    let mut copy = conn
+        .copy_in_raw(
+            "copy assessments_rebuild (id, commitment_id, assessor, assessor_kind, assessed_on,
+             overall, met, funding, impact, appropriateness, delivery_status, rationale,
+             evidence_ids, evaluation, position, transaction_id, recorded_at, actor) from stdin",
+        )
+        .await?;
+    let mut rows = CopyRows::default();
+    for a in assessments {
+        rows.field(&a.id.to_string());
+        rows.field(&a.commitment_id.to_string());
+        rows.field(&a.assessor);
+        rows.field(a.assessor_kind.as_str());
+        rows.field(&a.assessed_on.to_string());
+        for rating in [
+            a.overall,
+            a.aspects.met,
+            a.aspects.funding,
+            a.aspects.impact,
+            a.aspects.appropriateness,
+        ] {
+            rows.optional(r(rating));
+        }
+        rows.field(a.delivery_status.as_str());
+        rows.field(&a.rationale);
+        let ids: Vec<String> = a.evidence_ids.iter().map(Uuid::to_string).collect();
+        rows.field(&format!("{{{}}}", ids.join(",")));
+        rows.optional(a.evaluation.as_deref());
+        rows.field(&a.cursor.position.to_string());
+        rows.field(&a.cursor.transaction_id.to_string());
+        rows.field(&a.recorded_at.to_rfc3339());
+        rows.field(&a.actor);
+        rows.end_row();
+        if rows.0.len() >= COPY_CHUNK {
+            copy.send(std::mem::take(&mut rows.0)).await?;
+        }
     }
+    if !rows.0.is_empty() {
+        copy.send(rows.0).await?;
+    }
+    copy.finish().await?;
 
     let evidence: Vec<&EvidenceRow> = view.evidence.values().filter(|e| keep_e(&e.id)).collect();
     for chunk in evidence.chunks(BATCH) {
@@ -409,6 +427,51 @@ const FOREIGN_KEYS: [&str; 6] = [
 
 /// Gives the new tables' indexes (and the constraints they back) the live tables' names, which
 /// the store relies on (e.g. `commitments_slug_key` for a taken slug).
+/// Gives `{table}_rebuild` the live table's indexes and the primary key and unique
+/// constraints they back, named `{table}_rebuild…` (see [`rename_indexes`]).
+async fn add_indexes(conn: &mut PgConnection, table: &str) -> StoreResult<()> {
+    // language=PostgreSQL
+    let indexes: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "select idx.relname::text, pg_get_indexdef(i.indexrelid), pg_get_constraintdef(c.oid)
+         from pg_index i
+         join pg_class idx on idx.oid = i.indexrelid
+         left join pg_constraint c on c.conindid = i.indexrelid and c.conrelid = i.indrelid
+         where i.indrelid = to_regclass($1)",
+    )
+    .bind(table)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (name, definition, constraint) in indexes {
+        let Some(rest) = name.strip_prefix(table) else {
+            return Err(StoreError::Corrupt {
+                position: 0,
+                reason: format!("index {name} of {table} is not named after its table"),
+            });
+        };
+        let new_name = format!("{table}_rebuild{rest}");
+        let sql = match constraint {
+            Some(c) => format!("alter table {table}_rebuild add constraint {new_name} {c}"),
+            None => {
+                let unique = if definition.starts_with("CREATE UNIQUE") {
+                    "unique "
+                } else {
+                    ""
+                };
+                let (_, using) =
+                    definition
+                        .split_once(" USING ")
+                        .ok_or_else(|| StoreError::Corrupt {
+                            position: 0,
+                            reason: format!("unexpected index definition {definition}"),
+                        })?;
+                format!("create {unique}index {new_name} on {table}_rebuild using {using}")
+            }
+        };
+        sqlx::query(AssertSqlSafe(sql)).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 async fn rename_indexes(conn: &mut PgConnection, table: &str) -> StoreResult<()> {
     // language=PostgreSQL
     let names: Vec<String> = sqlx::query_scalar(
@@ -428,4 +491,70 @@ async fn rename_indexes(conn: &mut PgConnection, table: &str) -> StoreResult<()>
         }
     }
     Ok(())
+}
+
+/// Bytes sent per COPY message.
+const COPY_CHUNK: usize = 1 << 20;
+
+/// Rows in COPY's text format: tab-separated fields, `\N` for null, backslash escapes.
+#[derive(Default)]
+struct CopyRows(Vec<u8>, bool);
+
+impl CopyRows {
+    /// A tab before every field but a row's first (`.1`: the row has a field already).
+    fn separate(&mut self) {
+        if self.1 {
+            self.0.push(b'\t');
+        }
+        self.1 = true;
+    }
+
+    fn field(&mut self, value: &str) {
+        self.separate();
+        for b in value.bytes() {
+            match b {
+                b'\\' => self.0.extend_from_slice(b"\\\\"),
+                b'\t' => self.0.extend_from_slice(b"\\t"),
+                b'\n' => self.0.extend_from_slice(b"\\n"),
+                b'\r' => self.0.extend_from_slice(b"\\r"),
+                other => self.0.push(other),
+            }
+        }
+    }
+
+    fn optional(&mut self, value: Option<&str>) {
+        match value {
+            Some(v) => self.field(v),
+            None => {
+                self.separate();
+                self.0.extend_from_slice(b"\\N");
+            }
+        }
+    }
+
+    fn end_row(&mut self) {
+        self.0.push(b'\n');
+        self.1 = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CopyRows;
+
+    #[test]
+    fn copy_rows_escape_what_the_text_format_treats_specially() {
+        let mut rows = CopyRows::default();
+        rows.field("a\tb\\c\nd\re");
+        rows.optional(None);
+        rows.field("");
+        rows.end_row();
+        rows.field("");
+        rows.field("x");
+        rows.end_row();
+        assert_eq!(
+            String::from_utf8(rows.0).unwrap(),
+            "a\\tb\\\\c\\nd\\re\t\\N\t\n\tx\n"
+        );
+    }
 }
