@@ -150,12 +150,12 @@ impl CommitmentEvent {
     }
 
     /// Decodes a current-version payload; `None` if the type is not a commitment event.
-    pub(super) fn decode(event_type: &str, payload: Value) -> Option<serde_json::Result<Self>> {
+    pub(super) fn decode(event_type: &str, payload: &Value) -> Option<serde_json::Result<Self>> {
         Some(match event_type {
-            "CommitmentRegistered" => serde_json::from_value(payload).map(Self::Registered),
-            "CommitmentRevised" => serde_json::from_value(payload).map(Self::Revised),
-            "CommitmentAssessed" => serde_json::from_value(payload).map(Self::Assessed),
-            "AssessmentDisputed" => serde_json::from_value(payload).map(Self::AssessmentDisputed),
+            "CommitmentRegistered" => Deserialize::deserialize(payload).map(Self::Registered),
+            "CommitmentRevised" => Deserialize::deserialize(payload).map(Self::Revised),
+            "CommitmentAssessed" => Deserialize::deserialize(payload).map(Self::Assessed),
+            "AssessmentDisputed" => Deserialize::deserialize(payload).map(Self::AssessmentDisputed),
             _ => return None,
         })
     }

@@ -111,16 +111,23 @@ impl DomainEvent {
                 version,
             });
         }
-        let upcast = upcast(event_type, version, payload.clone());
+        // Only an old payload is copied (to be upcast); a current one is read in place.
+        let upcast;
+        let payload = if version < current {
+            upcast = self::upcast(event_type, version, payload.clone());
+            &upcast
+        } else {
+            payload
+        };
         let wrap = |source| DecodeError::Payload {
             event_type: event_type.to_owned(),
             version,
             source,
         };
-        if let Some(e) = CommitmentEvent::decode(event_type, upcast.clone()) {
+        if let Some(e) = CommitmentEvent::decode(event_type, payload) {
             return e.map(DomainEvent::Commitment).map_err(wrap);
         }
-        if let Some(e) = EvidenceEvent::decode(event_type, upcast) {
+        if let Some(e) = EvidenceEvent::decode(event_type, payload) {
             return e.map(DomainEvent::Evidence).map_err(wrap);
         }
         Err(DecodeError::UnknownType(event_type.to_owned()))

@@ -75,10 +75,10 @@ impl EvidenceEvent {
         }
     }
 
-    pub(super) fn decode(event_type: &str, payload: Value) -> Option<serde_json::Result<Self>> {
+    pub(super) fn decode(event_type: &str, payload: &Value) -> Option<serde_json::Result<Self>> {
         Some(match event_type {
-            "EvidenceSubmitted" => serde_json::from_value(payload).map(Self::Submitted),
-            "EvidenceRetracted" => serde_json::from_value(payload).map(Self::Retracted),
+            "EvidenceSubmitted" => Deserialize::deserialize(payload).map(Self::Submitted),
+            "EvidenceRetracted" => Deserialize::deserialize(payload).map(Self::Retracted),
             _ => return None,
         })
     }

@@ -180,12 +180,8 @@ impl Commitment {
         ctx: &Context<'_>,
         kind: Option<AssessorKind>,
     ) -> ApiResult<Option<Assessment>> {
-        if kind.is_none() && matches!(self.source, Source::Live) {
-            return Ok(loader(ctx)?
-                .load_one(LatestAssessmentsOf(self.row.id, 1))
-                .await
-                .api()?
-                .and_then(|latest| latest.last().cloned()));
+        if kind.is_none() {
+            return Ok(self.source.latest(ctx, self.row.id, 1).await?.pop());
         }
         let all = self.timeline(ctx).await?;
         let kind = kind.map(domain::AssessorKind::from);
@@ -202,23 +198,13 @@ impl Commitment {
         ctx: &Context<'_>,
         last: Option<i32>,
     ) -> ApiResult<Vec<Assessment>> {
-        if let (Some(n), Source::Live) = (last, &self.source) {
-            let n = count_argument(ctx, "last", n)?;
-            return Ok(loader(ctx)?
-                .load_one(LatestAssessmentsOf(self.row.id, n as u16))
-                .await
-                .api()?
-                .map(|latest| latest.as_ref().clone())
-                .unwrap_or_default());
+        match last {
+            Some(n) => {
+                let n = count_argument(ctx, "last", n)? as u16;
+                self.source.latest(ctx, self.row.id, n).await
+            }
+            None => Ok(self.timeline(ctx).await?.as_ref().clone()),
         }
-        let all = self.timeline(ctx).await?;
-        let skip = match last {
-            Some(n) => all
-                .len()
-                .saturating_sub(count_argument(ctx, "last", n)? as usize),
-            None => 0,
-        };
-        Ok(all[skip..].to_vec())
     }
     /// The evidence that concerns it, oldest first.
     async fn evidence(&self, ctx: &Context<'_>) -> ApiResult<Vec<Evidence>> {
@@ -380,6 +366,33 @@ impl Source {
                 .load_one(AssessmentsOf(commitment))
                 .await
                 .api()?
+                .unwrap_or_default(),
+        })
+    }
+
+    /// A commitment's latest `n` assessments, oldest first, without building the whole
+    /// timeline.
+    pub async fn latest(
+        &self,
+        ctx: &Context<'_>,
+        commitment: Uuid,
+        n: u16,
+    ) -> ApiResult<Vec<Assessment>> {
+        Ok(match self {
+            Source::View(view) => {
+                let all = view
+                    .assessments
+                    .get(&commitment)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let from = all.len().saturating_sub(usize::from(n));
+                Assessment::window(all[from..].to_vec(), from > 0, self)
+            }
+            Source::Live => loader(ctx)?
+                .load_one(LatestAssessmentsOf(commitment, n))
+                .await
+                .api()?
+                .map(|latest| latest.as_ref().clone())
                 .unwrap_or_default(),
         })
     }
@@ -559,11 +572,18 @@ impl Assessment {
     async fn replaced(&self, ctx: &Context<'_>) -> ApiResult<Option<Assessment>> {
         match &self.previous {
             Previous::Linked(p) => Ok(p.as_deref().cloned()),
-            Previous::Lookup => Ok(loader(ctx)?
-                .load_one(PreviousOf(self.row.id))
-                .await
-                .api()?
-                .map(Assessment::live)),
+            Previous::Lookup => Ok(match &self.source {
+                Source::View(view) => view.before(&self.row).map(|row| Assessment {
+                    row: Arc::new(row.clone()),
+                    previous: Previous::Lookup,
+                    source: self.source.clone(),
+                }),
+                Source::Live => loader(ctx)?
+                    .load_one(PreviousOf(self.row.id))
+                    .await
+                    .api()?
+                    .map(Assessment::live),
+            }),
         }
     }
 }

@@ -131,6 +131,17 @@ impl View {
         self.commitments.iter().find(|c| c.slug == slug)
     }
 
+    /// The assessment before `of` in its commitment's timeline.
+    pub fn before(&self, of: &AssessmentRow) -> Option<&AssessmentRow> {
+        let timeline = self.assessments.get(&of.commitment_id)?;
+        let at = timeline
+            .binary_search_by_key(&(of.assessed_on, of.cursor.position), |a| {
+                (a.assessed_on, a.cursor.position)
+            })
+            .ok()?;
+        at.checked_sub(1).map(|i| &timeline[i])
+    }
+
     /// The evidence concerning a commitment, in order.
     pub fn evidence_for(&self, commitment: Uuid) -> Vec<EvidenceRow> {
         self.evidence_of
