@@ -191,7 +191,110 @@ fn shareable(query: &str, operation_name: Option<&str>) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::shareable;
+    use super::{Hub, Shared, shareable};
+    use async_graphql::{EmptyMutation, Object, Schema, Subscription};
+    use futures_util::Stream;
+    use serde_json::json;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::sync::broadcast;
+
+    struct Query;
+
+    #[Object]
+    impl Query {
+        async fn ok(&self) -> bool {
+            true
+        }
+    }
+
+    /// Counts how many times its subscription is executed, and yields what it is sent.
+    struct Ticks {
+        executions: Arc<AtomicUsize>,
+        ticks: broadcast::Sender<i32>,
+    }
+
+    #[Subscription]
+    impl Ticks {
+        async fn ticks(&self, after: Option<i32>) -> impl Stream<Item = i32> + use<> {
+            self.executions.fetch_add(1, Ordering::SeqCst);
+            let floor = after.unwrap_or(i32::MIN);
+            let rx = self.ticks.subscribe();
+            futures_util::stream::unfold(rx, move |mut rx| async move {
+                loop {
+                    match rx.recv().await {
+                        Ok(t) if t > floor => return Some((t, rx)),
+                        Ok(_) => continue,
+                        Err(_) => return None,
+                    }
+                }
+            })
+        }
+    }
+
+    async fn next(rx: &mut broadcast::Receiver<Shared>) -> String {
+        match rx.recv().await.expect("a result") {
+            Shared::Next(payload) => payload.to_string(),
+            Shared::End => "end".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn identical_subscriptions_execute_once_and_receive_the_same_results() {
+        let executions = Arc::new(AtomicUsize::new(0));
+        let (ticks, _) = broadcast::channel(16);
+        let schema = Schema::build(
+            Query,
+            EmptyMutation,
+            Ticks {
+                executions: executions.clone(),
+                ticks: ticks.clone(),
+            },
+        )
+        .finish();
+        let hub = Hub::new(schema);
+        let payload = json!({ "query": "subscription { ticks }" });
+        let mut a = hub.join(&payload).expect("shared");
+        let mut b = hub.join(&payload).expect("shared");
+        let other = json!({ "query": "subscription S { ticks }", "operationName": "S" });
+        let mut c = hub.join(&other).expect("shared");
+        assert!(
+            hub.join(&json!({ "query": "subscription { ticks(after: 1) }" }))
+                .is_none()
+        );
+        assert_eq!(hub.running(), 2);
+        // The streams start executing on their own tasks: send until each has subscribed.
+        while executions.load(Ordering::SeqCst) < 2 || ticks.receiver_count() < 2 {
+            tokio::task::yield_now().await;
+        }
+        ticks.send(7).expect("subscribers");
+        let expected = r#"{"data":{"ticks":7}}"#;
+        assert_eq!(next(&mut a).await, expected);
+        assert_eq!(next(&mut b).await, expected);
+        assert_eq!(next(&mut c).await, expected);
+        assert_eq!(executions.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn an_operation_that_fails_to_start_ends_its_shared_stream() {
+        let (ticks, _) = broadcast::channel(16);
+        let schema = Schema::build(
+            Query,
+            EmptyMutation,
+            Ticks {
+                executions: Arc::default(),
+                ticks,
+            },
+        )
+        .finish();
+        let hub = Hub::new(schema);
+        let mut rx = hub
+            .join(&json!({ "query": "subscription { nosuchfield }" }))
+            .expect("parsed, so shared");
+        assert!(next(&mut rx).await.contains("errors"));
+        assert_eq!(next(&mut rx).await, "end");
+        assert_eq!(hub.running(), 0);
+    }
 
     #[test]
     fn only_cursorless_subscriptions_are_shared() {
