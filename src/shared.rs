@@ -69,7 +69,7 @@ impl<E: Executor> Hub<E> {
     /// Joins the shared stream for a subscribe payload, starting it if none runs; `None`
     /// when the operation must run on its own.
     pub fn join(&self, payload: &Value) -> Option<broadcast::Receiver<Shared>> {
-        let parsed: SubscribePayload = serde_json::from_value(payload.clone()).ok()?;
+        let parsed = SubscribePayload::deserialize(payload).ok()?;
         if !shareable(&parsed.query, parsed.operation_name.as_deref()) {
             return None;
         }

@@ -525,29 +525,24 @@ pub enum Previous {
 impl Assessment {
     /// Links one commitment's assessments, already in timeline order, each to the one before.
     pub fn timeline(rows: Vec<AssessmentRow>, source: &Source) -> Vec<Assessment> {
+        Assessment::window(rows, false, source)
+    }
+
+    /// Links the latest part of a timeline (oldest first), each to the one before; the
+    /// first one's predecessor is looked up if asked for when `more` may precede it.
+    pub fn window(rows: Vec<AssessmentRow>, more: bool, source: &Source) -> Vec<Assessment> {
         let mut out: Vec<Assessment> = Vec::with_capacity(rows.len());
         for row in rows {
-            let previous = Previous::Linked(out.last().cloned().map(Arc::new));
+            let previous = match out.last() {
+                Some(before) => Previous::Linked(Some(Arc::new(before.clone()))),
+                None if more => Previous::Lookup,
+                None => Previous::Linked(None),
+            };
             out.push(Assessment {
                 row: Arc::new(row),
                 previous,
                 source: source.clone(),
             });
-        }
-        out
-    }
-
-    /// The latest part of a timeline (oldest first), each linked to the one before; the
-    /// first one's predecessor is looked up if asked for when `more` may precede it.
-    pub fn window(rows: Vec<AssessmentRow>, more: bool, source: &Source) -> Vec<Assessment> {
-        let mut out = Assessment::timeline(rows, source);
-        if more && let Some(first) = out.first_mut() {
-            first.previous = Previous::Lookup;
-        }
-        // Later ones hold the first through `previous`: relink them to the updated first.
-        for i in 1..out.len() {
-            let before = Arc::new(out[i - 1].clone());
-            out[i].previous = Previous::Linked(Some(before));
         }
         out
     }
