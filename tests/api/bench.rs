@@ -39,12 +39,13 @@ async fn the_append_benchmark_reports_each_client_count_against_its_ceiling() {
     let levels = report["levels"].as_array().expect("levels");
     assert_eq!(levels.len(), 2, "{report}");
     for level in levels {
-        assert!(number(&level["api"]["appends_per_sec"]) > 0.0, "{report}");
-        assert!(
-            number(&level["ceiling"]["inserts_per_sec"]) > 0.0,
-            "{report}"
-        );
-        assert!(number(&level["ratio"]) > 0.0, "{report}");
+        // Every client makes at least one request, however busy the machine.
+        let clients = number(&level["clients"]);
+        assert!(number(&level["api"]["appends"]) >= clients, "{report}");
+        assert!(number(&level["api"]["appends_per_sec"]) >= 0.0, "{report}");
+        assert!(number(&level["ceiling"]["inserts"]) >= clients, "{report}");
+        // A ratio, whatever the machine's load (rounded, it may be 0.0).
+        assert!(number(&level["ratio"]) >= 0.0, "{report}");
     }
 }
 
@@ -64,8 +65,12 @@ async fn the_read_benchmark_reports_the_list_against_hand_written_sql() {
     .await;
     assert_eq!(report["scenario"], "read");
     for level in report["levels"].as_array().expect("levels") {
-        assert!(number(&level["api"]["requests_per_sec"]) > 0.0, "{report}");
-        assert!(number(&level["ratio"]) > 0.0, "{report}");
+        assert!(
+            number(&level["api"]["requests"]) >= number(&level["connections"]),
+            "{report}"
+        );
+        // A ratio, whatever the machine's load (rounded, it may be 0.0).
+        assert!(number(&level["ratio"]) >= 0.0, "{report}");
     }
 }
 
@@ -91,7 +96,7 @@ async fn the_rebuild_benchmark_replays_every_event_it_wrote() {
         number(&report["rebuild"]["events_per_sec"]) > 0.0,
         "{report}"
     );
-    assert!(number(&report["ratio"]) > 0.0, "{report}");
+    assert!(number(&report["ratio"]) >= 0.0, "{report}");
 }
 
 #[tokio::test]

@@ -143,8 +143,8 @@ pub async fn run(server_url: &str, args: &AppendArgs) -> anyhow::Result<Value> {
             ceiling_pool.close().await;
             levels.push(json!({
                 "clients": clients,
-                "api": { "appends_per_sec": api_rate.round(), "latency": api_latency.summary() },
-                "ceiling": { "inserts_per_sec": ceiling_rate.round(), "latency": ceiling_latency.summary() },
+                "api": { "appends": api_latency.len(), "appends_per_sec": api_rate.round(), "latency": api_latency.summary() },
+                "ceiling": { "inserts": ceiling_latency.len(), "inserts_per_sec": ceiling_rate.round(), "latency": ceiling_latency.summary() },
                 "ratio": ratio(api_rate, ceiling_rate),
             }));
         }

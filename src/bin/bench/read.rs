@@ -162,7 +162,7 @@ pub async fn run(server_url: &str, args: &ReadArgs) -> anyhow::Result<Value> {
             pool.close().await;
             levels.push(json!({
                 "connections": connections,
-                "api": { "requests_per_sec": api_rate.round(), "latency": api_latency.summary() },
+                "api": { "requests": api_latency.len(), "requests_per_sec": api_rate.round(), "latency": api_latency.summary() },
                 "ceiling": { "requests_per_sec": sql_rate.round(), "latency": sql_latency.summary() },
                 "ratio": ratio(api_rate, sql_rate),
             }));

@@ -400,12 +400,17 @@ where
         .map(|mut state| {
             tokio::spawn(async move {
                 let mut latencies = Latencies::with_capacity(4096);
+                // At least one request per client, however late it starts: every level
+                // measures something.
                 let mut n = 0;
-                while Instant::now() < deadline {
+                loop {
                     let t = Instant::now();
                     state.step(n).await?;
                     latencies.push(t.elapsed());
                     n += 1;
+                    if Instant::now() >= deadline {
+                        break;
+                    }
                 }
                 Ok::<_, anyhow::Error>(latencies)
             })
