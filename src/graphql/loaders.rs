@@ -1,11 +1,11 @@
 //! Batch loaders: however many commitments a query lists, each kind of related record is read
 //! with one statement per batch.
 
-use super::types::{Assessment, Source};
 use crate::store::StoreError;
 use crate::store::read::{
     self, AssessmentRow, CommitmentRow, DisputeRow, EvidenceRow, RevisionRow,
 };
+use crate::store::replay::TimeFilter;
 use async_graphql::dataloader::Loader;
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -30,16 +30,16 @@ pub type LoadError = Arc<StoreError>;
 /// A commitment by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CommitmentById(pub Uuid);
-/// A commitment's assessments as a timeline (oldest first, each linked to the one before).
+/// A commitment's assessments inside a time filter (the default filter for the live
+/// timeline), in timeline order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct AssessmentsOf(pub Uuid);
-/// A commitment's latest assessments (at most the count), oldest first, the first linked to
-/// its predecessor lazily.
+pub struct AssessmentsOf(pub Uuid, pub TimeFilter);
+/// A commitment's latest assessments inside a time filter (at most the count), newest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct LatestAssessmentsOf(pub Uuid, pub u16);
-/// The assessment an assessment replaced.
+pub struct LatestAssessmentsOf(pub Uuid, pub u16, pub TimeFilter);
+/// The assessment an assessment replaced, inside a time filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PreviousOf(pub Uuid);
+pub struct PreviousOf(pub Uuid, pub TimeFilter);
 /// The evidence that concerns a commitment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct EvidenceOf(pub Uuid);
@@ -82,60 +82,62 @@ impl Loader<CommitmentById> for Loaders {
     }
 }
 
+/// Keys grouped by a part that the statement takes once (a filter, a count), in first-seen
+/// order: a query usually asks with one.
+fn batches<K: Copy, P: Copy + PartialEq>(keys: &[K], part: impl Fn(&K) -> P) -> Vec<(P, Vec<K>)> {
+    let mut out: Vec<(P, Vec<K>)> = Vec::new();
+    for k in keys {
+        let p = part(k);
+        match out.iter_mut().find(|(q, _)| *q == p) {
+            Some((_, batch)) => batch.push(*k),
+            None => out.push((p, vec![*k])),
+        }
+    }
+    out
+}
+
 impl Loader<AssessmentsOf> for Loaders {
-    type Value = Arc<Vec<Assessment>>;
+    type Value = Arc<Vec<AssessmentRow>>;
     type Error = LoadError;
 
     async fn load(
         &self,
         keys: &[AssessmentsOf],
     ) -> Result<HashMap<AssessmentsOf, Self::Value>, LoadError> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = read::assessments_for(&self.pool, &ids).await?;
-        let grouped = group(
-            keys,
-            rows.into_iter().map(|r| (r.commitment_id, r)),
-            AssessmentsOf,
-        );
-        Ok(grouped
-            .into_iter()
-            .map(|(k, rows)| (k, Arc::new(Assessment::timeline(rows, &Source::Live))))
-            .collect())
+        let mut out = HashMap::with_capacity(keys.len());
+        for (filter, batch) in batches(keys, |k| k.1) {
+            let ids: Vec<Uuid> = batch.iter().map(|k| k.0).collect();
+            let rows = read::assessments_for(&self.pool, &ids, filter).await?;
+            let grouped = group(
+                &batch,
+                rows.into_iter().map(|r| (r.commitment_id, r)),
+                |id| AssessmentsOf(id, filter),
+            );
+            out.extend(grouped.into_iter().map(|(k, rows)| (k, Arc::new(rows))));
+        }
+        Ok(out)
     }
 }
 
 impl Loader<LatestAssessmentsOf> for Loaders {
-    type Value = Arc<Vec<Assessment>>;
+    type Value = Arc<Vec<AssessmentRow>>;
     type Error = LoadError;
 
     async fn load(
         &self,
         keys: &[LatestAssessmentsOf],
     ) -> Result<HashMap<LatestAssessmentsOf, Self::Value>, LoadError> {
-        // One statement per distinct count (a query usually asks for one).
-        let mut counts: Vec<u16> = keys.iter().map(|k| k.1).collect();
-        counts.sort_unstable();
-        counts.dedup();
         let mut out = HashMap::with_capacity(keys.len());
-        for count in counts {
-            let batch: Vec<LatestAssessmentsOf> =
-                keys.iter().filter(|k| k.1 == count).copied().collect();
+        for ((count, filter), batch) in batches(keys, |k| (k.1, k.2)) {
             let ids: Vec<Uuid> = batch.iter().map(|k| k.0).collect();
-            let rows = read::latest_assessments_for(&self.pool, &ids, i64::from(count)).await?;
+            let rows =
+                read::latest_assessments_for(&self.pool, &ids, i64::from(count), filter).await?;
             let grouped = group(
                 &batch,
                 rows.into_iter().map(|r| (r.commitment_id, r)),
-                |id| LatestAssessmentsOf(id, count),
+                |id| LatestAssessmentsOf(id, count, filter),
             );
-            for (key, mut newest_first) in grouped {
-                // A full window may have older assessments before it.
-                let more = newest_first.len() == usize::from(count);
-                newest_first.reverse();
-                out.insert(
-                    key,
-                    Arc::new(Assessment::window(newest_first, more, &Source::Live)),
-                );
-            }
+            out.extend(grouped.into_iter().map(|(k, rows)| (k, Arc::new(rows))));
         }
         Ok(out)
     }
@@ -149,12 +151,13 @@ impl Loader<PreviousOf> for Loaders {
         &self,
         keys: &[PreviousOf],
     ) -> Result<HashMap<PreviousOf, AssessmentRow>, LoadError> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = read::assessments_before(&self.pool, &ids).await?;
-        Ok(rows
-            .into_iter()
-            .map(|(of, r)| (PreviousOf(of), r))
-            .collect())
+        let mut out = HashMap::with_capacity(keys.len());
+        for (filter, batch) in batches(keys, |k| k.1) {
+            let ids: Vec<Uuid> = batch.iter().map(|k| k.0).collect();
+            let rows = read::assessments_before(&self.pool, &ids, filter).await?;
+            out.extend(rows.into_iter().map(|(of, r)| (PreviousOf(of, filter), r)));
+        }
+        Ok(out)
     }
 }
 

@@ -302,8 +302,7 @@ fn time_filter(as_of: Option<DateTime<Utc>>, valid_on: Option<Date>) -> ApiResul
 
 /// The current assessment of a commitment in a view.
 fn current_of<'a>(view: &'a View, c: &CommitmentRow) -> Option<&'a AssessmentRow> {
-    let id = c.current_assessment_id?;
-    view.assessments.get(&c.id)?.iter().find(|a| a.id == id)
+    view.current.get(&c.id)
 }
 
 /// The list filter, applied to a view as the SQL applies it to the tables.

@@ -12,7 +12,7 @@ use crate::store::event_store::StoredEvent;
 use crate::store::read::{
     self, AssessmentRow, CommitmentRow, DisputeRow, EvidenceRow, RevisionRow,
 };
-use crate::store::replay::View;
+use crate::store::replay::{TimeFilter, View};
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Enum, ID, Json, Object, SimpleObject};
@@ -229,19 +229,20 @@ impl Commitment {
         let limit = page_size(ctx, first)?;
         let id = self.row.id;
         if let Source::View(view) = &self.source {
-            let start = after.unwrap_or(EventCursor::START);
-            let all = view.history(id);
-            let total = all.len() as i64;
-            let page: Vec<Arc<StoredEvent>> = all
-                .into_iter()
-                .filter(|e| e.cursor() > start)
-                .take(limit as usize + 1)
-                .collect();
-            return Ok(arc_event_connection(
-                page,
+            let history = view.history(id);
+            let rows = read::history_at(
+                pool(ctx)?,
+                &history,
+                after.unwrap_or(EventCursor::START),
+                limit + 1,
+            )
+            .await
+            .api()?;
+            return Ok(event_connection(
+                rows,
                 limit,
                 after.is_some(),
-                TotalCount::Known(total),
+                TotalCount::HistoryAt(Box::new(history)),
             ));
         }
         let rows = read::history_after(
@@ -348,29 +349,31 @@ impl Source {
         })
     }
 
-    /// A commitment's assessments, oldest first, linked to the ones they replaced.
+    /// The part of the log this source answers from (the default filter: all of it).
+    pub fn filter(&self) -> TimeFilter {
+        match self {
+            Source::View(view) => view.filter,
+            Source::Live => TimeFilter::default(),
+        }
+    }
+
+    /// A commitment's assessments, oldest first, linked to the ones they replaced. A view
+    /// reads them from the store through its filter, like the live timeline.
     pub async fn timeline(
         &self,
         ctx: &Context<'_>,
         commitment: Uuid,
     ) -> ApiResult<Arc<Vec<Assessment>>> {
-        Ok(match self {
-            Source::View(view) => Arc::new(Assessment::timeline(
-                view.assessments
-                    .get(&commitment)
-                    .cloned()
-                    .unwrap_or_default(),
-                self,
-            )),
-            Source::Live => loader(ctx)?
-                .load_one(AssessmentsOf(commitment))
-                .await
-                .api()?
-                .unwrap_or_default(),
-        })
+        let rows = loader(ctx)?
+            .load_one(AssessmentsOf(commitment, self.filter()))
+            .await
+            .api()?
+            .map(Arc::unwrap_or_clone)
+            .unwrap_or_default();
+        Ok(Arc::new(Assessment::timeline(rows, self)))
     }
 
-    /// A commitment's latest `n` assessments, oldest first, without building the whole
+    /// A commitment's latest `n` assessments, oldest first, without reading the whole
     /// timeline.
     pub async fn latest(
         &self,
@@ -378,23 +381,16 @@ impl Source {
         commitment: Uuid,
         n: u16,
     ) -> ApiResult<Vec<Assessment>> {
-        Ok(match self {
-            Source::View(view) => {
-                let all = view
-                    .assessments
-                    .get(&commitment)
-                    .map(Vec::as_slice)
-                    .unwrap_or_default();
-                let from = all.len().saturating_sub(usize::from(n));
-                Assessment::window(all[from..].to_vec(), from > 0, self)
-            }
-            Source::Live => loader(ctx)?
-                .load_one(LatestAssessmentsOf(commitment, n))
-                .await
-                .api()?
-                .map(|latest| latest.as_ref().clone())
-                .unwrap_or_default(),
-        })
+        let mut rows = loader(ctx)?
+            .load_one(LatestAssessmentsOf(commitment, n, self.filter()))
+            .await
+            .api()?
+            .map(Arc::unwrap_or_clone)
+            .unwrap_or_default();
+        // A full window may have older assessments before it.
+        let more = rows.len() == usize::from(n);
+        rows.reverse();
+        Ok(Assessment::window(rows, more, self))
     }
 
     /// The evidence concerning a commitment, oldest first.
@@ -518,7 +514,8 @@ pub struct Assessment {
 pub enum Previous {
     /// Known already: the assessment came with its whole timeline.
     Linked(Option<Arc<Assessment>>),
-    /// Read from the live timeline if a query asks for it (one index probe).
+    /// Read from the timeline (through the source's filter) if a query asks for it (one
+    /// index probe).
     Lookup,
 }
 
@@ -567,18 +564,15 @@ impl Assessment {
     async fn replaced(&self, ctx: &Context<'_>) -> ApiResult<Option<Assessment>> {
         match &self.previous {
             Previous::Linked(p) => Ok(p.as_deref().cloned()),
-            Previous::Lookup => Ok(match &self.source {
-                Source::View(view) => view.before(&self.row).map(|row| Assessment {
-                    row: Arc::new(row.clone()),
+            Previous::Lookup => Ok(loader(ctx)?
+                .load_one(PreviousOf(self.row.id, self.source.filter()))
+                .await
+                .api()?
+                .map(|row| Assessment {
+                    row: Arc::new(row),
                     previous: Previous::Lookup,
                     source: self.source.clone(),
-                }),
-                Source::Live => loader(ctx)?
-                    .load_one(PreviousOf(self.row.id))
-                    .await
-                    .api()?
-                    .map(Assessment::live),
-            }),
+                })),
         }
     }
 }
@@ -922,6 +916,8 @@ pub enum TotalCount {
     Commitments(read::CommitmentFilter),
     /// A commitment's history.
     History(Uuid),
+    /// A commitment's history as a time-travel view holds it.
+    HistoryAt(Box<read::HistoryAt>),
     /// Events matching filters.
     Events(Option<Uuid>, Option<Vec<String>>),
     /// Already known (a time-travel view counts in memory).
@@ -939,6 +935,7 @@ impl ConnectionFields {
         match &self.0 {
             TotalCount::Commitments(f) => read::count_commitments(pool, f).await.api(),
             TotalCount::History(id) => read::history_count(pool, *id).await.api(),
+            TotalCount::HistoryAt(h) => read::history_at_count(pool, h).await.api(),
             TotalCount::Known(n) => Ok(*n),
             TotalCount::Events(stream, types) => {
                 read::events_count(pool, *stream, types.as_deref())
@@ -953,24 +950,6 @@ impl ConnectionFields {
 pub type EventConnection = Connection<String, Event, ConnectionFields>;
 /// A page of commitments.
 pub type CommitmentConnection = Connection<String, Commitment, ConnectionFields>;
-
-/// Builds an event page from `limit + 1` shared events.
-pub fn arc_event_connection(
-    mut rows: Vec<Arc<StoredEvent>>,
-    limit: i64,
-    has_previous: bool,
-    total: TotalCount,
-) -> EventConnection {
-    let has_next = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let mut conn =
-        Connection::with_additional_fields(has_previous, has_next, ConnectionFields(total));
-    conn.edges.extend(
-        rows.into_iter()
-            .map(|e| Edge::new(e.cursor().encode(), Event(e))),
-    );
-    conn
-}
 
 /// Builds an event page from `limit + 1` rows.
 pub fn event_connection(

@@ -3,6 +3,7 @@
 
 use super::cursor::EventCursor;
 use super::event_store::{EVENT_COLUMNS, StoredEvent};
+use super::replay::TimeFilter;
 use super::{StoreError, StoreResult};
 use crate::domain::rating::{Aspects, AssessorKind, DeliveryStatus, EvidenceKind, Rating};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -375,46 +376,67 @@ const ASSESSMENT_COLUMNS: &str = "id, commitment_id, assessor, assessor_kind, as
      met, funding, impact, appropriateness, delivery_status, rationale, evidence_ids, evaluation, \
      position, transaction_id, recorded_at, actor";
 
-/// Every assessment of the given commitments, each commitment's in timeline order
-/// (assessed_on, then position).
+// Assessments inside a time filter: `$a` recorded by an instant, `$b` assessed before a date
+// (see [`TimeFilter::assessed_before`]); both null for the live timeline.
+// language=PostgreSQL
+const ADMITTED: &str = "($a::timestamptz is null or recorded_at <= $a)
+     and ($b::date is null or assessed_on < $b)";
+
+/// [`ADMITTED`] with its parameters numbered from `first`.
+fn admitted(first: u8) -> String {
+    ADMITTED
+        .replace("$a", &format!("${first}"))
+        .replace("$b", &format!("${}", first + 1))
+}
+
+/// Every assessment of the given commitments inside `filter`, each commitment's in timeline
+/// order (assessed_on, then position).
 pub async fn assessments_for(
     pool: &PgPool,
     commitment_ids: &[Uuid],
+    filter: TimeFilter,
 ) -> StoreResult<Vec<AssessmentRow>> {
     // language=PostgreSQL
     let sql = format!(
-        "select {ASSESSMENT_COLUMNS} from assessments where commitment_id = any($1)
-         order by commitment_id, assessed_on, position"
+        "select {ASSESSMENT_COLUMNS} from assessments where commitment_id = any($1) and {}
+         order by commitment_id, assessed_on, position",
+        admitted(2)
     );
     all(
         sqlx::query(AssertSqlSafe(sql))
             .bind(commitment_ids)
+            .bind(filter.as_of)
+            .bind(filter.assessed_before())
             .fetch_all(pool)
             .await?,
         assessment,
     )
 }
 
-/// The latest `count` assessments of each of the given commitments, each commitment's newest
-/// first: one index walk per commitment, however long its timeline.
+/// The latest `count` assessments inside `filter` of each of the given commitments, each
+/// commitment's newest first: one index walk per commitment, however long its timeline.
 pub async fn latest_assessments_for(
     pool: &PgPool,
     commitment_ids: &[Uuid],
     count: i64,
+    filter: TimeFilter,
 ) -> StoreResult<Vec<AssessmentRow>> {
     // language=PostgreSQL
     let sql = format!(
         "select a.* from unnest($1::uuid[]) as c(id)
          cross join lateral (
              select {ASSESSMENT_COLUMNS} from assessments
-             where commitment_id = c.id
+             where commitment_id = c.id and {}
              order by assessed_on desc, position desc limit $2
-         ) a"
+         ) a",
+        admitted(3)
     );
     all(
         sqlx::query(AssertSqlSafe(sql))
             .bind(commitment_ids)
             .bind(count)
+            .bind(filter.as_of)
+            .bind(filter.assessed_before())
             .fetch_all(pool)
             .await?,
         assessment,
@@ -433,11 +455,12 @@ pub async fn assessment_by_id(pool: &PgPool, id: Uuid) -> StoreResult<Option<Ass
 }
 
 /// The assessment before each of the given ones in its commitment's timeline (assessed_on,
-/// then position): the verdict it replaced, as (assessment id, predecessor). One probe of the
-/// timeline index each, however long the timeline.
+/// then position) inside `filter`: the verdict it replaced, as (assessment id, predecessor).
+/// One probe of the timeline index each, however long the timeline.
 pub async fn assessments_before(
     pool: &PgPool,
     assessment_ids: &[Uuid],
+    filter: TimeFilter,
 ) -> StoreResult<Vec<(Uuid, AssessmentRow)>> {
     // language=PostgreSQL
     let sql = format!(
@@ -445,13 +468,16 @@ pub async fn assessments_before(
          cross join lateral (
              select {ASSESSMENT_COLUMNS} from assessments
              where commitment_id = a.commitment_id
-               and (assessed_on, position) < (a.assessed_on, a.position)
+               and (assessed_on, position) < (a.assessed_on, a.position) and {}
              order by assessed_on desc, position desc limit 1
          ) p
-         where a.id = any($1)"
+         where a.id = any($1)",
+        admitted(2)
     );
     let rows = sqlx::query(AssertSqlSafe(sql))
         .bind(assessment_ids)
+        .bind(filter.as_of)
+        .bind(filter.assessed_before())
         .fetch_all(pool)
         .await?;
     rows.iter()
@@ -669,6 +695,102 @@ pub async fn history_after(
         .fetch_all(pool)
         .await?;
     all(rows, StoredEvent::from_row)
+}
+
+/// A commitment's history as a time-travel view holds it: the commitment's events and those
+/// of the evidence the view links to it, inside the view's time filter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryAt {
+    /// The commitment.
+    pub commitment: Uuid,
+    /// The evidence linked to it in the view.
+    pub evidence: Vec<Uuid>,
+    /// The view's bounds.
+    pub filter: TimeFilter,
+}
+
+// language=PostgreSQL
+const HISTORY_AT: &str = "(stream_id = $1 or stream_id = any($2))
+     and ($3::timestamptz is null or recorded_at <= $3)
+     and ($4::timestamptz is null or occurred_at < $4)";
+
+/// A page of a time-travel view's history after `after`, in committed order.
+pub async fn history_at(
+    pool: &PgPool,
+    history: &HistoryAt,
+    after: EventCursor,
+    limit: i64,
+) -> StoreResult<Vec<StoredEvent>> {
+    let (recorded_by, occurred_before) = history.filter.bounds();
+    // language=PostgreSQL
+    let sql = format!(
+        "select {EVENT_COLUMNS} from events
+         where {HISTORY_AT} and (transaction_id, position) > ($5, $6)
+         order by transaction_id, position limit $7"
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(history.commitment)
+        .bind(&history.evidence)
+        .bind(recorded_by)
+        .bind(occurred_before)
+        .bind(after.transaction_id)
+        .bind(after.position)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    all(rows, StoredEvent::from_row)
+}
+
+/// How many events a time-travel view's history holds.
+pub async fn history_at_count(pool: &PgPool, history: &HistoryAt) -> StoreResult<i64> {
+    let (recorded_by, occurred_before) = history.filter.bounds();
+    // language=PostgreSQL
+    let sql = format!("select count(*) from events where {HISTORY_AT}");
+    Ok(sqlx::query_scalar(AssertSqlSafe(sql))
+        .bind(history.commitment)
+        .bind(&history.evidence)
+        .bind(recorded_by)
+        .bind(occurred_before)
+        .fetch_one(pool)
+        .await?)
+}
+
+/// Where a stream's last event inside a time filter sits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StreamHeadAt {
+    /// The stream.
+    pub stream_id: Uuid,
+    /// Its last event's version.
+    pub version: i32,
+    /// Its last event's place in the log.
+    pub cursor: EventCursor,
+    /// Its last event's transaction time.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// Each stream's last event inside a time filter (no payloads read).
+pub async fn stream_heads_at(pool: &PgPool, filter: TimeFilter) -> StoreResult<Vec<StreamHeadAt>> {
+    let (recorded_by, occurred_before) = filter.bounds();
+    // language=PostgreSQL
+    let rows = sqlx::query(
+        "select distinct on (stream_id) stream_id, version, transaction_id, position, recorded_at
+           from events
+          where ($1::timestamptz is null or recorded_at <= $1)
+            and ($2::timestamptz is null or occurred_at < $2)
+          order by stream_id, version desc",
+    )
+    .bind(recorded_by)
+    .bind(occurred_before)
+    .fetch_all(pool)
+    .await?;
+    all(rows, |row| {
+        Ok(StreamHeadAt {
+            stream_id: row.try_get("stream_id")?,
+            version: row.try_get("version")?,
+            cursor: cursor(row)?,
+            recorded_at: row.try_get("recorded_at")?,
+        })
+    })
 }
 
 /// How many events a commitment's history holds.

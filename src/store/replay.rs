@@ -5,9 +5,8 @@
 //! [`View::apply`] mirrors `projections::apply` row for row; `verify` and the time-travel
 //! property test hold the two to each other.
 
-use super::cursor::EventCursor;
 use super::event_store::{EVENT_COLUMNS, StoredEvent};
-use super::read::{AssessmentRow, CommitmentRow, DisputeRow, EvidenceRow, RevisionRow};
+use super::read::{self, AssessmentRow, CommitmentRow, DisputeRow, EvidenceRow, RevisionRow};
 use super::{StoreError, StoreResult};
 use crate::domain::DomainEvent;
 use crate::domain::commitment::CommitmentEvent;
@@ -16,11 +15,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, PgPool};
 use std::collections::HashMap;
-use std::sync::Arc;
 use uuid::Uuid;
 
 /// Which prefix of the log a view holds. Both bounds may be combined.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct TimeFilter {
     /// Transaction time: events recorded at or before this instant.
     pub as_of: Option<DateTime<Utc>>,
@@ -32,6 +30,18 @@ impl TimeFilter {
     /// True when neither bound is set (the live projections answer).
     pub fn is_live(&self) -> bool {
         self.as_of.is_none() && self.valid_on.is_none()
+    }
+
+    /// The filter as SQL bounds: `recorded_at <= .0` and `occurred_at < .1`.
+    pub fn bounds(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        (self.as_of, self.valid_on.map(end_of))
+    }
+
+    /// The date an assessment must be assessed before to be inside the filter: its event
+    /// occurs at the start of its `assessed_on` date, so "occurred by the end of the date"
+    /// is "assessed before the next date".
+    pub fn assessed_before(&self) -> Option<NaiveDate> {
+        self.valid_on.map(|d| d.succ_opt().unwrap_or(d))
     }
 
     /// Whether an event is inside the filter.
@@ -52,8 +62,11 @@ pub struct View {
     /// Commitments in registration order.
     pub commitments: Vec<CommitmentRow>,
     index: HashMap<Uuid, usize>,
-    /// Each commitment's assessments in timeline order (assessed_on, position).
+    /// Each commitment's assessments in timeline order (assessed_on, position). Only a
+    /// fold fills it: a loaded view leaves timelines in the store, read through `filter`.
     pub assessments: HashMap<Uuid, Vec<AssessmentRow>>,
+    /// Each commitment's current assessment.
+    pub current: HashMap<Uuid, AssessmentRow>,
     /// Evidence by id.
     pub evidence: HashMap<Uuid, EvidenceRow>,
     /// Each commitment's evidence ids in (submitted_on, position) order.
@@ -62,8 +75,8 @@ pub struct View {
     pub disputes: HashMap<Uuid, Vec<DisputeRow>>,
     /// Each commitment's revisions in version order.
     pub revisions: HashMap<Uuid, Vec<RevisionRow>>,
-    /// The events folded, in committed order.
-    pub events: Vec<Arc<StoredEvent>>,
+    /// The prefix of the log the view holds (none for a fold of given events).
+    pub filter: TimeFilter,
     /// Each commitment's current assessment key (assessed_on, position), so that finding the
     /// current one never scans the timeline.
     current_key: HashMap<Uuid, (NaiveDate, i64)>,
@@ -76,7 +89,6 @@ impl View {
         for e in events {
             let decoded = e.decode()?;
             view.apply(&e, &decoded);
-            view.events.push(Arc::new(e));
         }
         view.sort();
         Ok(view)
@@ -86,8 +98,11 @@ impl View {
     /// position), evidence by (submitted_on, position). Sorting once after a batch is
     /// O(n log n); keeping the lists ordered on each insert would be O(n²) on a long stream.
     pub fn sort(&mut self) {
-        for timeline in self.assessments.values_mut() {
+        for (commitment, timeline) in &mut self.assessments {
             timeline.sort_by_key(|a| (a.assessed_on, a.cursor.position));
+            if let Some(last) = timeline.last() {
+                self.current.insert(*commitment, last.clone());
+            }
         }
         let evidence = &self.evidence;
         for list in self.evidence_of.values_mut() {
@@ -99,26 +114,60 @@ impl View {
         }
     }
 
-    /// Reads the events inside `filter` and folds them.
+    /// The view of the log inside `filter`.
+    ///
+    /// Assessments are most of a long log, and their projection rows are never updated, so
+    /// they are not folded: the other events are folded in committed order, each commitment
+    /// takes its current assessment (an index probe) and the version and cursor of its
+    /// stream's last admitted event, and timelines are read from the store through the
+    /// filter when a query asks for them. The answers equal those of [`View::fold`] over the
+    /// same events (the time-travel tests hold the two to each other).
     pub async fn load(pool: &PgPool, filter: TimeFilter) -> StoreResult<Self> {
+        let (recorded_by, occurred_before) = filter.bounds();
         // language=PostgreSQL
         let sql = format!(
             "select {EVENT_COLUMNS} from events
              where ($1::timestamptz is null or recorded_at <= $1)
                and ($2::timestamptz is null or occurred_at < $2)
+               and event_type <> 'CommitmentAssessed'
              order by transaction_id, position"
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(filter.as_of)
-            .bind(filter.valid_on.map(end_of))
-            .fetch_all(pool)
-            .await?;
-        let events = rows
-            .iter()
-            .map(StoredEvent::from_row)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(StoreError::from)?;
-        Self::fold(events)
+        let others = async {
+            let rows = sqlx::query(AssertSqlSafe(sql))
+                .bind(recorded_by)
+                .bind(occurred_before)
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(StoredEvent::from_row)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::from)
+        };
+        let (events, heads) = tokio::try_join!(others, read::stream_heads_at(pool, filter))?;
+        let mut view = View {
+            filter,
+            ..View::default()
+        };
+        for e in &events {
+            let decoded = e.decode()?;
+            view.apply(e, &decoded);
+        }
+        for head in heads {
+            if let Some(c) = view.commitment_mut(head.stream_id) {
+                c.version = head.version;
+                c.updated_at = head.recorded_at;
+                c.cursor = head.cursor;
+            }
+        }
+        let ids: Vec<Uuid> = view.commitments.iter().map(|c| c.id).collect();
+        for row in read::latest_assessments_for(pool, &ids, 1, filter).await? {
+            if let Some(c) = view.commitment_mut(row.commitment_id) {
+                c.current_assessment_id = Some(row.id);
+                view.current.insert(row.commitment_id, row);
+            }
+        }
+        view.sort();
+        Ok(view)
     }
 
     /// A commitment by id.
@@ -129,17 +178,6 @@ impl View {
     /// A commitment by slug.
     pub fn commitment_by_slug(&self, slug: &str) -> Option<&CommitmentRow> {
         self.commitments.iter().find(|c| c.slug == slug)
-    }
-
-    /// The assessment before `of` in its commitment's timeline.
-    pub fn before(&self, of: &AssessmentRow) -> Option<&AssessmentRow> {
-        let timeline = self.assessments.get(&of.commitment_id)?;
-        let at = timeline
-            .binary_search_by_key(&(of.assessed_on, of.cursor.position), |a| {
-                (a.assessed_on, a.cursor.position)
-            })
-            .ok()?;
-        at.checked_sub(1).map(|i| &timeline[i])
     }
 
     /// The evidence concerning a commitment, in order.
@@ -154,18 +192,36 @@ impl View {
             .unwrap_or_default()
     }
 
-    /// A commitment's history: its events and those of evidence concerning it.
-    pub fn history(&self, commitment: Uuid) -> Vec<Arc<StoredEvent>> {
-        let evidence: std::collections::HashSet<&Uuid> = self
-            .evidence_of
-            .get(&commitment)
-            .map(|v| v.iter().collect())
-            .unwrap_or_default();
-        self.events
-            .iter()
-            .filter(|e| e.stream_id == commitment || evidence.contains(&e.stream_id))
-            .cloned()
-            .collect()
+    /// A commitment's history as this view holds it: its events and those of the evidence
+    /// linked to it, inside the view's filter.
+    pub fn history(&self, commitment: Uuid) -> read::HistoryAt {
+        read::HistoryAt {
+            commitment,
+            evidence: self
+                .evidence_of
+                .get(&commitment)
+                .cloned()
+                .unwrap_or_default(),
+            filter: self.filter,
+        }
+    }
+
+    /// Adds an assessment to its commitment's timeline (at the end: [`View::sort`] orders
+    /// it) and makes it current if it is the latest by (assessed_on, position): a back-dated
+    /// verdict is history, not news. False, and nothing added, when the view does not hold
+    /// the commitment.
+    fn add_assessment(&mut self, row: AssessmentRow) -> bool {
+        let (commitment, id) = (row.commitment_id, row.id);
+        let Some(&at) = self.index.get(&commitment) else {
+            return false;
+        };
+        let key = (row.assessed_on, row.cursor.position);
+        self.assessments.entry(commitment).or_default().push(row);
+        if self.current_key.get(&commitment).is_none_or(|k| key >= *k) {
+            self.current_key.insert(commitment, key);
+            self.commitments[at].current_assessment_id = Some(id);
+        }
+        true
     }
 
     fn commitment_mut(&mut self, id: Uuid) -> Option<&mut CommitmentRow> {
@@ -249,10 +305,7 @@ impl View {
                 self.touch(stored);
             }
             DomainEvent::Commitment(CommitmentEvent::Assessed(e)) => {
-                if self.commitment(stored.stream_id).is_none() {
-                    return;
-                }
-                let row = AssessmentRow {
+                if self.add_assessment(AssessmentRow {
                     id: e.assessment_id,
                     commitment_id: stored.stream_id,
                     assessor: e.assessor.clone(),
@@ -267,24 +320,8 @@ impl View {
                     cursor,
                     recorded_at: stored.recorded_at,
                     actor,
-                };
-                // The current assessment is the latest by (assessed_on, position); `sort` puts
-                // the timeline in that order once the batch is applied.
-                let key = (e.assessed_on, stored.position);
-                self.assessments
-                    .entry(stored.stream_id)
-                    .or_default()
-                    .push(row);
-                let becomes_current = self
-                    .current_key
-                    .get(&stored.stream_id)
-                    .is_none_or(|k| key >= *k);
-                self.touch(stored);
-                if becomes_current {
-                    self.current_key.insert(stored.stream_id, key);
-                    if let Some(c) = self.commitment_mut(stored.stream_id) {
-                        c.current_assessment_id = Some(e.assessment_id);
-                    }
+                }) {
+                    self.touch(stored);
                 }
             }
             DomainEvent::Commitment(CommitmentEvent::AssessmentDisputed(e)) => {
@@ -347,12 +384,4 @@ impl View {
             }
         }
     }
-}
-
-/// The cursor of the last event in a view.
-pub fn last_cursor(view: &View) -> EventCursor {
-    view.events
-        .last()
-        .map(|e| e.cursor())
-        .unwrap_or(EventCursor::START)
 }

@@ -4,7 +4,7 @@
 use super::chain;
 use super::event_store::{EVENT_COLUMNS, StoredEvent};
 use super::read::{self, CommitmentFilter};
-use super::replay::View;
+use super::replay::{TimeFilter, View};
 use super::{StoreError, StoreResult};
 use sqlx::{AssertSqlSafe, PgPool};
 use std::collections::{BTreeMap, HashMap};
@@ -191,7 +191,7 @@ async fn compare_projections(pool: &PgPool, view: &View, report: &mut Report) ->
         differ("commitments", *id, "row not produced by any event".into());
     }
 
-    let assessments = read::assessments_for(pool, &ids).await?;
+    let assessments = read::assessments_for(pool, &ids, TimeFilter::default()).await?;
     rows += assessments.len();
     let mut table: HashMap<Uuid, Vec<_>> = HashMap::new();
     for a in assessments {

@@ -200,7 +200,7 @@ async fn a_rebuild_under_concurrent_writes_loses_nothing_and_leaves_the_same_ans
                 )
                 .await
                 .expect("no read fails");
-                commitment_tracker::store::read::assessments_for(&pool, &[])
+                commitment_tracker::store::read::assessments_for(&pool, &[], Default::default())
                     .await
                     .expect("no read fails");
                 reads += 1;

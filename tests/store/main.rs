@@ -377,9 +377,10 @@ async fn a_stored_version_one_assessment_is_upcast_when_read() {
             .unwrap();
     assert_eq!(stored.0, 1);
     assert!(stored.1.get("assessorKind").is_none());
-    let view = commitment_tracker::store::replay::View::load(&pool, Default::default())
-        .await
-        .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    let events = event_store::load_stream(&mut conn, stream).await.unwrap();
+    drop(conn);
+    let view = commitment_tracker::store::replay::View::fold(events).unwrap();
     let upcast = view.assessments[&stream]
         .iter()
         .find(|a| a.id == assessment_id)
