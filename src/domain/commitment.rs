@@ -150,7 +150,10 @@ impl CommitmentEvent {
     }
 
     /// Decodes a current-version payload; `None` if the type is not a commitment event.
-    pub(super) fn decode(event_type: &str, payload: &Value) -> Option<serde_json::Result<Self>> {
+    pub(super) fn decode<'de, D: serde::Deserializer<'de>>(
+        event_type: &str,
+        payload: D,
+    ) -> Option<Result<Self, D::Error>> {
         Some(match event_type {
             "CommitmentRegistered" => Deserialize::deserialize(payload).map(Self::Registered),
             "CommitmentRevised" => Deserialize::deserialize(payload).map(Self::Revised),

@@ -103,35 +103,78 @@ impl DomainEvent {
 
     /// Reads a stored event, upcasting an older schema version to the current one.
     pub fn decode(event_type: &str, version: i32, payload: &Value) -> Result<Self, DecodeError> {
-        let current = current_schema_version(event_type)
-            .ok_or_else(|| DecodeError::UnknownType(event_type.to_owned()))?;
-        if version < 1 || version > current {
-            return Err(DecodeError::UnknownVersion {
-                event_type: event_type.to_owned(),
-                version,
-            });
-        }
         // Only an old payload is copied (to be upcast); a current one is read in place.
-        let upcast;
-        let payload = if version < current {
-            upcast = self::upcast(event_type, version, payload.clone());
-            &upcast
-        } else {
-            payload
-        };
+        if check_version(event_type, version)? {
+            let upcast = self::upcast(event_type, version, payload.clone());
+            return Self::decode_current(event_type, version, &upcast);
+        }
+        Self::decode_current(event_type, version, payload)
+    }
+
+    /// Reads a stored event from its payload's JSON text: a current payload is read straight
+    /// into the event, without building a JSON tree first (replaying the log is mostly this).
+    pub fn decode_json(event_type: &str, version: i32, payload: &str) -> Result<Self, DecodeError> {
         let wrap = |source| DecodeError::Payload {
             event_type: event_type.to_owned(),
             version,
             source,
         };
-        if let Some(e) = CommitmentEvent::decode(event_type, payload) {
-            return e.map(DomainEvent::Commitment).map_err(wrap);
+        if check_version(event_type, version)? {
+            let value: Value = serde_json::from_str(payload).map_err(wrap)?;
+            return Self::decode(event_type, version, &value);
         }
-        if let Some(e) = EvidenceEvent::decode(event_type, payload) {
-            return e.map(DomainEvent::Evidence).map_err(wrap);
-        }
-        Err(DecodeError::UnknownType(event_type.to_owned()))
+        let mut de = serde_json::Deserializer::from_str(payload);
+        let event = Self::decode_current(event_type, version, &mut de)?;
+        de.end().map_err(wrap)?;
+        Ok(event)
     }
+
+    /// Reads a payload of the current schema version.
+    fn decode_current<'de, D>(
+        event_type: &str,
+        version: i32,
+        payload: D,
+    ) -> Result<Self, DecodeError>
+    where
+        D: serde::Deserializer<'de, Error = serde_json::Error>,
+    {
+        let wrap = |source| DecodeError::Payload {
+            event_type: event_type.to_owned(),
+            version,
+            source,
+        };
+        let decoded = if is_commitment_event(event_type) {
+            CommitmentEvent::decode(event_type, payload).map(|r| r.map(DomainEvent::Commitment))
+        } else {
+            EvidenceEvent::decode(event_type, payload).map(|r| r.map(DomainEvent::Evidence))
+        };
+        match decoded {
+            Some(event) => event.map_err(wrap),
+            None => Err(DecodeError::UnknownType(event_type.to_owned())),
+        }
+    }
+}
+
+/// Whether an event type belongs to commitment streams.
+fn is_commitment_event(event_type: &str) -> bool {
+    matches!(
+        event_type,
+        "CommitmentRegistered" | "CommitmentRevised" | "CommitmentAssessed" | "AssessmentDisputed"
+    )
+}
+
+/// Checks that `version` is a known schema version of `event_type`; true when it is older
+/// than the current one (to be upcast).
+fn check_version(event_type: &str, version: i32) -> Result<bool, DecodeError> {
+    let current = current_schema_version(event_type)
+        .ok_or_else(|| DecodeError::UnknownType(event_type.to_owned()))?;
+    if version < 1 || version > current {
+        return Err(DecodeError::UnknownVersion {
+            event_type: event_type.to_owned(),
+            version,
+        });
+    }
+    Ok(version < current)
 }
 
 /// The schema version written today for each event type; `None` for an unknown type.
@@ -196,6 +239,42 @@ mod tests {
         };
         assert_eq!(a.assessor_kind, AssessorKind::Other);
         assert_eq!(a.assessor, "HSCC Expert Panel");
+    }
+
+    #[test]
+    fn a_version_one_assessment_read_from_text_is_upcast_too() {
+        let text = r#"{"assessmentId": "0190d0a0-0000-7000-8000-000000000001",
+            "assessor": "HSCC Expert Panel", "assessedOn": "2023-02-17", "overall": "INADEQUATE",
+            "aspects": {}, "deliveryStatus": "NOT_ON_TRACK", "rationale": "Far from on track.",
+            "evidenceIds": []}"#;
+        let tree: Value = serde_json::from_str(text).unwrap();
+        let from_text = DomainEvent::decode_json("CommitmentAssessed", 1, text).unwrap();
+        assert_eq!(
+            from_text,
+            DomainEvent::decode("CommitmentAssessed", 1, &tree).unwrap()
+        );
+        let DomainEvent::Commitment(CommitmentEvent::Assessed(a)) = from_text else {
+            panic!("decoded as the wrong event: {from_text:?}");
+        };
+        assert_eq!(a.assessor_kind, AssessorKind::Other);
+    }
+
+    #[test]
+    fn text_with_anything_after_the_payload_is_refused() {
+        let text = r#"{"reason": "Withdrawn by its authors.", "retractedOn": "2024-01-01"} x"#;
+        assert!(DomainEvent::decode_json("EvidenceRetracted", 1, &text[..text.len() - 2]).is_ok());
+        assert!(matches!(
+            DomainEvent::decode_json("EvidenceRetracted", 1, text),
+            Err(DecodeError::Payload { .. })
+        ));
+        assert!(matches!(
+            DomainEvent::decode_json("EvidenceRetracted", 9, "{}"),
+            Err(DecodeError::UnknownVersion { .. })
+        ));
+        assert!(matches!(
+            DomainEvent::decode_json("CommitmentDeleted", 1, "{}"),
+            Err(DecodeError::UnknownType(_))
+        ));
     }
 
     #[test]

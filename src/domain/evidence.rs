@@ -75,7 +75,10 @@ impl EvidenceEvent {
         }
     }
 
-    pub(super) fn decode(event_type: &str, payload: &Value) -> Option<serde_json::Result<Self>> {
+    pub(super) fn decode<'de, D: serde::Deserializer<'de>>(
+        event_type: &str,
+        payload: D,
+    ) -> Option<Result<Self, D::Error>> {
         Some(match event_type {
             "EvidenceSubmitted" => Deserialize::deserialize(payload).map(Self::Submitted),
             "EvidenceRetracted" => Deserialize::deserialize(payload).map(Self::Retracted),

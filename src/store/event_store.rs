@@ -49,7 +49,46 @@ pub struct StoredEvent {
     pub hash: Vec<u8>,
 }
 
+/// What folding an event into projections needs besides its payload.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Envelope<'a> {
+    /// Global position.
+    pub position: i64,
+    /// The appending transaction's id.
+    pub transaction_id: i64,
+    /// Stream id.
+    pub stream_id: Uuid,
+    /// Version in the stream.
+    pub version: i32,
+    /// Transaction time.
+    pub recorded_at: DateTime<Utc>,
+    /// Who recorded it.
+    pub actor: &'a str,
+}
+
+impl Envelope<'_> {
+    /// Where the event sits in committed order.
+    pub fn cursor(&self) -> EventCursor {
+        EventCursor {
+            transaction_id: self.transaction_id,
+            position: self.position,
+        }
+    }
+}
+
 impl StoredEvent {
+    /// The envelope folding needs.
+    pub fn envelope(&self) -> Envelope<'_> {
+        Envelope {
+            position: self.position,
+            transaction_id: self.transaction_id,
+            stream_id: self.stream_id,
+            version: self.version,
+            recorded_at: self.recorded_at,
+            actor: self.actor(),
+        }
+    }
+
     /// Where the event sits in committed order.
     pub fn cursor(&self) -> EventCursor {
         EventCursor {

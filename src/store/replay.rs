@@ -5,7 +5,7 @@
 //! [`View::apply`] mirrors `projections::apply` row for row; `verify` and the time-travel
 //! property test hold the two to each other.
 
-use super::event_store::{EVENT_COLUMNS, StoredEvent};
+use super::event_store::{EVENT_COLUMNS, Envelope, StoredEvent};
 use super::read::{self, AssessmentRow, CommitmentRow, DisputeRow, EvidenceRow, RevisionRow};
 use super::{StoreError, StoreResult};
 use crate::domain::DomainEvent;
@@ -88,7 +88,7 @@ impl View {
         let mut view = View::default();
         for e in events {
             let decoded = e.decode()?;
-            view.apply(&e, &decoded);
+            view.apply(&e.envelope(), &decoded);
         }
         view.sort();
         Ok(view)
@@ -150,7 +150,7 @@ impl View {
         };
         for e in &events {
             let decoded = e.decode()?;
-            view.apply(e, &decoded);
+            view.apply(&e.envelope(), &decoded);
         }
         for head in heads {
             if let Some(c) = view.commitment_mut(head.stream_id) {
@@ -228,7 +228,7 @@ impl View {
         self.index.get(&id).map(|i| &mut self.commitments[*i])
     }
 
-    fn touch(&mut self, stored: &StoredEvent) {
+    fn touch(&mut self, stored: &Envelope<'_>) {
         if let Some(c) = self.commitment_mut(stored.stream_id) {
             c.version = stored.version;
             c.updated_at = stored.recorded_at;
@@ -238,9 +238,9 @@ impl View {
 
     /// Applies one event, as `projections::apply` does to the tables. After a batch, call
     /// [`View::sort`] to put the lists in order ([`View::fold`] does).
-    pub fn apply(&mut self, stored: &StoredEvent, event: &DomainEvent) {
+    pub fn apply(&mut self, stored: &Envelope<'_>, event: &DomainEvent) {
         let cursor = stored.cursor();
-        let actor = stored.actor().to_owned();
+        let actor = stored.actor.to_owned();
         match event {
             DomainEvent::Commitment(CommitmentEvent::Registered(e)) => {
                 self.index.insert(stored.stream_id, self.commitments.len());

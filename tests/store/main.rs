@@ -404,3 +404,26 @@ async fn a_stored_version_one_assessment_is_upcast_when_read() {
         .unwrap();
     assert!(report.ok(), "{:?}", report.problems);
 }
+
+#[tokio::test]
+async fn a_payload_read_from_its_text_is_the_event_its_json_tree_gives() {
+    let (_db, pool) = fresh().await;
+    import_seed(&pool).await;
+    let rows: Vec<(String, i32, serde_json::Value, String)> = sqlx::query_as(
+        "select event_type, schema_version, payload, payload::text from events order by position",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let mut types = std::collections::BTreeSet::new();
+    for (event_type, version, tree, text) in &rows {
+        assert_eq!(
+            DomainEvent::decode_json(event_type, *version, text).unwrap(),
+            DomainEvent::decode(event_type, *version, tree).unwrap(),
+            "{event_type} v{version}"
+        );
+        types.insert(event_type.as_str());
+    }
+    // The seed holds registrations, assessments, revisions, disputes and evidence.
+    assert!(types.len() >= 5, "only {types:?}");
+}
