@@ -433,8 +433,11 @@ impl Commands {
                 .take(target.stream_id)
                 .filter(|(v, _)| *v <= head.version)
                 .unwrap_or_default();
-            for e in event_store::load_stream_after(&mut tx, target.stream_id, version).await? {
-                state.apply(&e.decode()?);
+            // Usually the kept state is at the head already and there is nothing to read.
+            if version < head.version {
+                for e in event_store::load_stream_after(&mut tx, target.stream_id, version).await? {
+                    state.apply(&e.decode()?);
+                }
             }
             state
         };
