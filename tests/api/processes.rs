@@ -56,11 +56,17 @@ impl ServerProcess {
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    // Below the kernel's ephemeral range (`ip_local_port_range`, 32768 and up here), so that no
+    // outgoing connection or `bind(:0)` of another test can take the port while the cluster
+    // restarts on it; free when chosen.
+    let range = 20_000..32_000u32;
+    let seed = uuid::Uuid::now_v7().as_u128() as u32 ^ std::process::id();
+    (0..range.len() as u32)
+        .map(|i| {
+            (range.start + (seed.wrapping_add(i.wrapping_mul(7919))) % range.len() as u32) as u16
+        })
+        .find(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .expect("a free port below the ephemeral range")
 }
 
 fn pg_bin(name: &str) -> PathBuf {
