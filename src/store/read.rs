@@ -9,7 +9,9 @@ use crate::domain::rating::{Aspects, AssessorKind, DeliveryStatus, EvidenceKind,
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 use sqlx::AssertSqlSafe;
-use sqlx::postgres::PgRow;
+use sqlx::Postgres;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
@@ -376,17 +378,32 @@ const ASSESSMENT_COLUMNS: &str = "id, commitment_id, assessor, assessor_kind, as
      met, funding, impact, appropriateness, delivery_status, rationale, evidence_ids, evaluation, \
      position, transaction_id, recorded_at, actor";
 
-// Assessments inside a time filter: `$a` recorded by an instant, `$b` assessed before a date
-// (see [`TimeFilter::assessed_before`]); both null for the live timeline.
+// Assessments inside a time filter, always the first two parameters: `$1` recorded by an
+// instant, `$2` assessed before a date (see [`TimeFilter::assessed_before`]); both null for
+// the live timeline.
 // language=PostgreSQL
-const ADMITTED: &str = "($a::timestamptz is null or recorded_at <= $a)
-     and ($b::date is null or assessed_on < $b)";
+const ASSESSMENTS_ADMITTED: &str = "($1::timestamptz is null or recorded_at <= $1)
+     and ($2::date is null or assessed_on < $2)";
 
-/// [`ADMITTED`] with its parameters numbered from `first`.
-fn admitted(first: u8) -> String {
-    ADMITTED
-        .replace("$a", &format!("${first}"))
-        .replace("$b", &format!("${}", first + 1))
+/// A statement over assessments whose first two parameters are `filter`'s bounds.
+fn assessments_in(sql: String, filter: TimeFilter) -> Query<'static, Postgres, PgArguments> {
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(filter.as_of)
+        .bind(filter.assessed_before())
+}
+
+// Events inside a time filter, always the first two parameters: `$1` recorded by an instant,
+// `$2` occurred before an instant (see [`TimeFilter::bounds`]).
+// language=PostgreSQL
+pub(crate) const EVENTS_ADMITTED: &str = "($1::timestamptz is null or recorded_at <= $1)
+     and ($2::timestamptz is null or occurred_at < $2)";
+
+/// A statement over events whose first two parameters are `filter`'s bounds.
+pub(crate) fn events_in(sql: String, filter: TimeFilter) -> Query<'static, Postgres, PgArguments> {
+    let (recorded_by, occurred_before) = filter.bounds();
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(recorded_by)
+        .bind(occurred_before)
 }
 
 /// Every assessment of the given commitments inside `filter`, each commitment's in timeline
@@ -398,15 +415,13 @@ pub async fn assessments_for(
 ) -> StoreResult<Vec<AssessmentRow>> {
     // language=PostgreSQL
     let sql = format!(
-        "select {ASSESSMENT_COLUMNS} from assessments where commitment_id = any($1) and {}
-         order by commitment_id, assessed_on, position",
-        admitted(2)
+        "select {ASSESSMENT_COLUMNS} from assessments
+         where commitment_id = any($3) and {ASSESSMENTS_ADMITTED}
+         order by commitment_id, assessed_on, position"
     );
     all(
-        sqlx::query(AssertSqlSafe(sql))
+        assessments_in(sql, filter)
             .bind(commitment_ids)
-            .bind(filter.as_of)
-            .bind(filter.assessed_before())
             .fetch_all(pool)
             .await?,
         assessment,
@@ -423,20 +438,17 @@ pub async fn latest_assessments_for(
 ) -> StoreResult<Vec<AssessmentRow>> {
     // language=PostgreSQL
     let sql = format!(
-        "select a.* from unnest($1::uuid[]) as c(id)
+        "select a.* from unnest($3::uuid[]) as c(id)
          cross join lateral (
              select {ASSESSMENT_COLUMNS} from assessments
-             where commitment_id = c.id and {}
-             order by assessed_on desc, position desc limit $2
-         ) a",
-        admitted(3)
+             where commitment_id = c.id and {ASSESSMENTS_ADMITTED}
+             order by assessed_on desc, position desc limit $4
+         ) a"
     );
     all(
-        sqlx::query(AssertSqlSafe(sql))
+        assessments_in(sql, filter)
             .bind(commitment_ids)
             .bind(count)
-            .bind(filter.as_of)
-            .bind(filter.assessed_before())
             .fetch_all(pool)
             .await?,
         assessment,
@@ -468,16 +480,14 @@ pub async fn assessments_before(
          cross join lateral (
              select {ASSESSMENT_COLUMNS} from assessments
              where commitment_id = a.commitment_id
-               and (assessed_on, position) < (a.assessed_on, a.position) and {}
+               and (assessed_on, position) < (a.assessed_on, a.position)
+               and {ASSESSMENTS_ADMITTED}
              order by assessed_on desc, position desc limit 1
          ) p
-         where a.id = any($1)",
-        admitted(2)
+         where a.id = any($3)"
     );
-    let rows = sqlx::query(AssertSqlSafe(sql))
+    let rows = assessments_in(sql, filter)
         .bind(assessment_ids)
-        .bind(filter.as_of)
-        .bind(filter.assessed_before())
         .fetch_all(pool)
         .await?;
     rows.iter()
@@ -709,10 +719,14 @@ pub struct HistoryAt {
     pub filter: TimeFilter,
 }
 
-// language=PostgreSQL
-const HISTORY_AT: &str = "(stream_id = $1 or stream_id = any($2))
-     and ($3::timestamptz is null or recorded_at <= $3)
-     and ($4::timestamptz is null or occurred_at < $4)";
+/// A time-travel view's history: [`EVENTS_ADMITTED`] of the commitment (`$3`) and its
+/// evidence (`$4`).
+fn history_at_sql(select: &str, rest: &str) -> String {
+    format!(
+        "select {select} from events
+         where {EVENTS_ADMITTED} and (stream_id = $3 or stream_id = any($4)) {rest}"
+    )
+}
 
 /// A page of a time-travel view's history after `after`, in committed order.
 pub async fn history_at(
@@ -721,18 +735,14 @@ pub async fn history_at(
     after: EventCursor,
     limit: i64,
 ) -> StoreResult<Vec<StoredEvent>> {
-    let (recorded_by, occurred_before) = history.filter.bounds();
     // language=PostgreSQL
-    let sql = format!(
-        "select {EVENT_COLUMNS} from events
-         where {HISTORY_AT} and (transaction_id, position) > ($5, $6)
-         order by transaction_id, position limit $7"
+    let sql = history_at_sql(
+        EVENT_COLUMNS,
+        "and (transaction_id, position) > ($5, $6) order by transaction_id, position limit $7",
     );
-    let rows = sqlx::query(AssertSqlSafe(sql))
+    let rows = events_in(sql, history.filter)
         .bind(history.commitment)
-        .bind(&history.evidence)
-        .bind(recorded_by)
-        .bind(occurred_before)
+        .bind(history.evidence.clone())
         .bind(after.transaction_id)
         .bind(after.position)
         .bind(limit)
@@ -743,16 +753,12 @@ pub async fn history_at(
 
 /// How many events a time-travel view's history holds.
 pub async fn history_at_count(pool: &PgPool, history: &HistoryAt) -> StoreResult<i64> {
-    let (recorded_by, occurred_before) = history.filter.bounds();
-    // language=PostgreSQL
-    let sql = format!("select count(*) from events where {HISTORY_AT}");
-    Ok(sqlx::query_scalar(AssertSqlSafe(sql))
+    let row = events_in(history_at_sql("count(*)", ""), history.filter)
         .bind(history.commitment)
-        .bind(&history.evidence)
-        .bind(recorded_by)
-        .bind(occurred_before)
+        .bind(history.evidence.clone())
         .fetch_one(pool)
-        .await?)
+        .await?;
+    Ok(row.try_get(0)?)
 }
 
 /// Where a stream's last event inside a time filter sits.
@@ -770,19 +776,13 @@ pub struct StreamHeadAt {
 
 /// Each stream's last event inside a time filter (no payloads read).
 pub async fn stream_heads_at(pool: &PgPool, filter: TimeFilter) -> StoreResult<Vec<StreamHeadAt>> {
-    let (recorded_by, occurred_before) = filter.bounds();
     // language=PostgreSQL
-    let rows = sqlx::query(
+    let sql = format!(
         "select distinct on (stream_id) stream_id, version, transaction_id, position, recorded_at
-           from events
-          where ($1::timestamptz is null or recorded_at <= $1)
-            and ($2::timestamptz is null or occurred_at < $2)
-          order by stream_id, version desc",
-    )
-    .bind(recorded_by)
-    .bind(occurred_before)
-    .fetch_all(pool)
-    .await?;
+           from events where {EVENTS_ADMITTED}
+          order by stream_id, version desc"
+    );
+    let rows = events_in(sql, filter).fetch_all(pool).await?;
     all(rows, |row| {
         Ok(StreamHeadAt {
             stream_id: row.try_get("stream_id")?,

@@ -13,7 +13,7 @@ use crate::domain::commitment::CommitmentEvent;
 use crate::domain::evidence::EvidenceEvent;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Value, json};
-use sqlx::{AssertSqlSafe, PgPool};
+use sqlx::PgPool;
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -123,21 +123,15 @@ impl View {
     /// filter when a query asks for them. The answers equal those of [`View::fold`] over the
     /// same events (the time-travel tests hold the two to each other).
     pub async fn load(pool: &PgPool, filter: TimeFilter) -> StoreResult<Self> {
-        let (recorded_by, occurred_before) = filter.bounds();
         // language=PostgreSQL
         let sql = format!(
             "select {EVENT_COLUMNS} from events
-             where ($1::timestamptz is null or recorded_at <= $1)
-               and ($2::timestamptz is null or occurred_at < $2)
-               and event_type <> 'CommitmentAssessed'
-             order by transaction_id, position"
+             where {} and event_type <> 'CommitmentAssessed'
+             order by transaction_id, position",
+            read::EVENTS_ADMITTED
         );
         let others = async {
-            let rows = sqlx::query(AssertSqlSafe(sql))
-                .bind(recorded_by)
-                .bind(occurred_before)
-                .fetch_all(pool)
-                .await?;
+            let rows = read::events_in(sql, filter).fetch_all(pool).await?;
             rows.iter()
                 .map(StoredEvent::from_row)
                 .collect::<Result<Vec<_>, _>>()
