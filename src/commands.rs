@@ -13,15 +13,16 @@ use crate::domain::commitment::{
 };
 use crate::domain::evidence::{EvidenceEvent, EvidenceState, RetractEvidence, SubmitEvidence};
 use crate::domain::{DomainError, DomainEvent, References, StreamType};
-use crate::store::event_store::{self, Metadata};
+use crate::store::event_store::{self, Append, Metadata, StoredEvent, StreamHead};
 use crate::store::feed::Feed;
-use crate::store::idempotency::{self, Claim};
-use crate::store::{StoreError, projections, read};
+use crate::store::idempotency::{self, Claim, KeyClaim};
+use crate::store::{StoreError, StoreResult, projections, read};
 use chrono::NaiveDate;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 /// Why a command was not carried out.
@@ -100,11 +101,21 @@ struct Refs {
 type Decision = Result<(Vec<(DomainEvent, NaiveDate)>, Uuid), DomainError>;
 
 /// The command handlers. Cheap to clone.
+///
+/// Commands go to committer tasks, which carry out whatever is waiting together: commands on
+/// different streams share one transaction (group commit), so under load each costs a share
+/// of one transaction's statements and flush instead of a whole one.
 #[derive(Clone)]
 pub struct Commands {
+    core: Arc<Core>,
+    queue: mpsc::Sender<Job>,
+}
+
+/// What committers share.
+struct Core {
     pool: PgPool,
     feed: Feed,
-    states: Arc<StateCache>,
+    states: StateCache,
 }
 
 fn commitment_events(events: Vec<CommitmentEvent>) -> Vec<(DomainEvent, NaiveDate)> {
@@ -183,11 +194,23 @@ fn command_json<T: serde::Serialize>(command: &T, expected_version: Option<i32>)
 impl Commands {
     /// Handlers over `pool`, announcing commits on `feed`.
     pub fn new(pool: PgPool, feed: Feed) -> Self {
-        Self {
+        let core = Arc::new(Core {
             pool,
             feed,
-            states: Arc::default(),
+            states: StateCache::default(),
+        });
+        let (queue, waiting) = mpsc::channel(QUEUE);
+        let waiting = Arc::new(tokio::sync::Mutex::new(waiting));
+        for _ in 0..COMMITTERS {
+            tokio::spawn(commit_loop(core.clone(), waiting.clone()));
         }
+        Self { core, queue }
+    }
+
+    /// Commands waiting for a committer: a gauge of write pressure (a batch takes whatever is
+    /// waiting when its committer comes free).
+    pub fn waiting(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
     }
 
     /// Registers a commitment; the outcome is its id.
@@ -212,7 +235,12 @@ impl Commands {
             Role::Admin,
             target,
             Refs::default(),
-            |state, _| Ok((commitment_events(cmd.decide(&state.commitment)?), id)),
+            move |state, _| {
+                Ok((
+                    commitment_events(cmd.clone().decide(&state.commitment)?),
+                    id,
+                ))
+            },
         )
         .await
     }
@@ -240,7 +268,12 @@ impl Commands {
             Role::Admin,
             target,
             Refs::default(),
-            |state, _| Ok((commitment_events(cmd.decide(&state.commitment)?), id)),
+            move |state, _| {
+                Ok((
+                    commitment_events(cmd.clone().decide(&state.commitment)?),
+                    id,
+                ))
+            },
         )
         .await
     }
@@ -273,7 +306,12 @@ impl Commands {
             Role::Assessor,
             target,
             refs,
-            |state, refs| Ok((commitment_events(cmd.decide(&state.commitment, refs)?), id)),
+            move |state, refs| {
+                Ok((
+                    commitment_events(cmd.clone().decide(&state.commitment, refs)?),
+                    id,
+                ))
+            },
         )
         .await
     }
@@ -287,7 +325,7 @@ impl Commands {
         expected_version: Option<i32>,
     ) -> Result<Outcome, CommandError> {
         require(ctx, Role::Assessor)?;
-        cmd.commitment_id = read::assessment_commitment(&self.pool, cmd.assessment_id)
+        cmd.commitment_id = read::assessment_commitment(&self.core.pool, cmd.assessment_id)
             .await?
             .ok_or(DomainError::NotFound {
                 what: "assessment",
@@ -313,7 +351,12 @@ impl Commands {
             Role::Assessor,
             target,
             refs,
-            |state, refs| Ok((commitment_events(cmd.decide(&state.commitment, refs)?), id)),
+            move |state, refs| {
+                Ok((
+                    commitment_events(cmd.clone().decide(&state.commitment, refs)?),
+                    id,
+                ))
+            },
         )
         .await
     }
@@ -344,7 +387,12 @@ impl Commands {
             Role::Contributor,
             target,
             refs,
-            |state, refs| Ok((evidence_events(cmd.decide(&state.evidence, refs)?), id)),
+            move |state, refs| {
+                Ok((
+                    evidence_events(cmd.clone().decide(&state.evidence, refs)?),
+                    id,
+                ))
+            },
         )
         .await
     }
@@ -372,7 +420,7 @@ impl Commands {
             Role::Admin,
             target,
             Refs::default(),
-            |state, _| Ok((evidence_events(cmd.decide(&state.evidence)?), id)),
+            move |state, _| Ok((evidence_events(cmd.clone().decide(&state.evidence)?), id)),
         )
         .await
     }
@@ -381,15 +429,395 @@ impl Commands {
     async fn execute(
         &self,
         ctx: &CommandContext,
-        kind: &str,
+        kind: &'static str,
         body: Value,
         needed: Role,
         target: Target,
         refs: Refs,
-        decide: impl FnOnce(&StreamState, &References) -> Decision,
+        decide: impl Fn(&StreamState, &References) -> Decision + Send + Sync + 'static,
     ) -> Result<Outcome, CommandError> {
         require(ctx, needed)?;
-        let actor = ctx.actor.name.as_str();
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            ctx: ctx.clone(),
+            kind,
+            body,
+            target,
+            refs,
+            decide: Box::new(decide),
+            reply,
+        };
+        self.queue.send(job).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+/// The error for a command whose committer is gone (the server is stopping) or failed.
+fn stopped() -> CommandError {
+    CommandError::Store(StoreError::Database(sqlx::Error::Protocol(
+        "the command was not carried out: its committer stopped".into(),
+    )))
+}
+
+/// A command's decision, run by its committer (again, if its batch fails before commit).
+type Decide = dyn Fn(&StreamState, &References) -> Decision + Send + Sync;
+
+/// A command waiting for a committer.
+struct Job {
+    ctx: CommandContext,
+    kind: &'static str,
+    body: Value,
+    target: Target,
+    refs: Refs,
+    decide: Box<Decide>,
+    reply: oneshot::Sender<Result<Outcome, CommandError>>,
+}
+
+impl Job {
+    fn answer(self, result: Result<Outcome, CommandError>) {
+        // The caller may have gone away; what was committed stays committed.
+        let _ = self.reply.send(result);
+    }
+
+    fn key(&self) -> Option<(&str, &str)> {
+        self.ctx
+            .idempotency_key
+            .as_deref()
+            .map(|key| (self.ctx.actor.name.as_str(), key))
+    }
+
+    fn metadata(&self) -> Metadata {
+        Metadata {
+            actor: self.ctx.actor.name.clone(),
+            role: self.ctx.actor.role.as_str().to_owned(),
+            request_id: self.ctx.request_id.clone(),
+            idempotency_key: self.ctx.idempotency_key.clone(),
+        }
+    }
+}
+
+/// Most commands one transaction carries.
+const MAX_BATCH: usize = 64;
+
+/// Commands waiting for a committer before senders wait too.
+const QUEUE: usize = 1024;
+
+/// Committer tasks: while one batch waits for its commit to be flushed, the next is prepared.
+const COMMITTERS: usize = 2;
+
+/// Takes whatever commands are waiting (at least one) and carries them out, until every
+/// sender is gone.
+async fn commit_loop(core: Arc<Core>, queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>) {
+    loop {
+        let batch = {
+            let mut queue = queue.lock().await;
+            let Some(first) = queue.recv().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH
+                && let Ok(job) = queue.try_recv()
+            {
+                batch.push(job);
+            }
+            batch
+        };
+        // A panic fails this batch's commands (their callers see the committer stopped),
+        // not the committer.
+        if let Err(e) = tokio::spawn(core.clone().run(batch)).await {
+            tracing::error!(error = %e, "a batch of commands panicked");
+        }
+    }
+}
+
+/// Splits a batch into the commands that can share one transaction (one per stream and per
+/// idempotency key) and the rest, which run alone after it, in order.
+fn split(batch: Vec<Job>) -> (Vec<Job>, Vec<Job>) {
+    let mut streams = HashSet::with_capacity(batch.len());
+    let mut keys = HashSet::new();
+    let (mut together, mut after) = (Vec::with_capacity(batch.len()), Vec::new());
+    for job in batch {
+        let key = job.key().map(|(a, k)| (a.to_owned(), k.to_owned()));
+        let free = !streams.contains(&job.target.stream_id)
+            && key.as_ref().is_none_or(|k| !keys.contains(k));
+        if free {
+            streams.insert(job.target.stream_id);
+            keys.extend(key);
+            together.push(job);
+        } else {
+            after.push(job);
+        }
+    }
+    (together, after)
+}
+
+/// Why a batch's transaction did not commit.
+enum BatchFailure {
+    /// Before the commit: nothing was written, and each command can run alone.
+    BeforeCommit(StoreError),
+    /// The commit itself: whether it took effect is unknown, so nothing is retried.
+    AtCommit(sqlx::Error),
+}
+
+impl From<StoreError> for BatchFailure {
+    fn from(e: StoreError) -> Self {
+        BatchFailure::BeforeCommit(e)
+    }
+}
+
+impl From<sqlx::Error> for BatchFailure {
+    fn from(e: sqlx::Error) -> Self {
+        BatchFailure::BeforeCommit(StoreError::Database(e))
+    }
+}
+
+/// A command of a batch, decided and waiting to be appended.
+struct Planned {
+    index: usize,
+    head: StreamHead,
+    events: Vec<(DomainEvent, NaiveDate)>,
+    metadata: Metadata,
+    id: Uuid,
+    state: StreamState,
+}
+
+impl Core {
+    /// Carries out a batch: the commands that can share a transaction in one, the rest (or
+    /// all, if the shared transaction fails before its commit) one by one.
+    async fn run(self: Arc<Self>, batch: Vec<Job>) {
+        let (together, after) = split(batch);
+        if together.len() == 1 {
+            for job in together {
+                let result = self.execute_alone(&job).await;
+                job.answer(result);
+            }
+        } else {
+            match self.execute_batch(&together).await {
+                Ok(results) => {
+                    for (job, result) in together.into_iter().zip(results) {
+                        job.answer(result);
+                    }
+                }
+                Err(BatchFailure::BeforeCommit(e)) => {
+                    tracing::warn!(error = %e, commands = together.len(),
+                        "a batch failed before its commit; running its commands one by one");
+                    for job in together {
+                        let result = self.execute_alone(&job).await;
+                        job.answer(result);
+                    }
+                }
+                Err(BatchFailure::AtCommit(e)) => {
+                    tracing::error!(error = %e, commands = together.len(), "a batch's commit failed");
+                    for job in together {
+                        job.answer(Err(CommandError::Store(StoreError::Database(
+                            sqlx::Error::Protocol(format!("the commit failed: {e}")),
+                        ))));
+                    }
+                }
+            }
+        }
+        for job in after {
+            let result = self.execute_alone(&job).await;
+            job.answer(result);
+        }
+    }
+
+    /// The state of the stream `target` at `version` (the locked head), from the cache and
+    /// whatever other processes appended since.
+    async fn state_at(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        target: &Target,
+        version: i32,
+    ) -> StoreResult<StreamState> {
+        if target.creates {
+            return Ok(StreamState::default());
+        }
+        let (cached, mut state) = self
+            .states
+            .take(target.stream_id)
+            .filter(|(v, _)| *v <= version)
+            .unwrap_or_default();
+        // Usually the kept state is at the head already and there is nothing to read.
+        if cached < version {
+            for e in event_store::load_stream_after(conn, target.stream_id, cached).await? {
+                state.apply(&e.decode()?);
+            }
+        }
+        Ok(state)
+    }
+
+    /// Carries out commands on distinct streams with distinct keys in one transaction: one
+    /// statement each for the locks, the heads, the keys, the references, the append and the
+    /// verdicts' projections, whatever the number of commands. A command the domain refuses
+    /// is answered with its error and writes nothing; the others go on.
+    async fn execute_batch(
+        &self,
+        jobs: &[Job],
+    ) -> Result<Vec<Result<Outcome, CommandError>>, BatchFailure> {
+        let mut tx = self.pool.begin().await?;
+        let existing: Vec<(Uuid, StreamType)> = jobs
+            .iter()
+            .filter(|j| !j.target.creates)
+            .map(|j| (j.target.stream_id, j.target.stream_type))
+            .collect();
+        let (heads, now) = event_store::lock_streams(&mut tx, &existing).await?;
+
+        let hashes: Vec<Option<Vec<u8>>> = jobs
+            .iter()
+            .map(|j| j.key().map(|_| idempotency::command_hash(j.kind, &j.body)))
+            .collect();
+        let keyed: Vec<(usize, KeyClaim<'_>)> = jobs
+            .iter()
+            .zip(&hashes)
+            .enumerate()
+            .filter_map(|(i, (job, hash))| {
+                let (actor, key) = job.key()?;
+                Some((
+                    i,
+                    KeyClaim {
+                        actor,
+                        key,
+                        hash: hash.as_deref()?,
+                    },
+                ))
+            })
+            .collect();
+        let claims =
+            idempotency::claim_many(&mut tx, &keyed.iter().map(|(_, k)| *k).collect::<Vec<_>>())
+                .await?;
+        let mut claim_of: Vec<Option<Claim>> = (0..jobs.len()).map(|_| None).collect();
+        for ((i, _), claim) in keyed.iter().zip(claims) {
+            claim_of[*i] = Some(claim);
+        }
+
+        let commitments: Vec<Uuid> = jobs
+            .iter()
+            .flat_map(|j| j.refs.commitments.iter().copied())
+            .collect();
+        let evidence: Vec<Uuid> = jobs
+            .iter()
+            .flat_map(|j| j.refs.evidence.iter().copied())
+            .collect();
+        let mut references = read::existing_streams(&mut tx, &commitments, &evidence).await?;
+
+        let mut results: Vec<Option<Result<Outcome, CommandError>>> =
+            (0..jobs.len()).map(|_| None).collect();
+        let mut planned: Vec<Planned> = Vec::with_capacity(jobs.len());
+        let mut released = Vec::new();
+        for (index, job) in jobs.iter().enumerate() {
+            match claim_of[index].take() {
+                Some(Claim::Replay(outcome)) => {
+                    results[index] = Some(replayed(&outcome).map_err(CommandError::from));
+                    continue;
+                }
+                Some(Claim::Mismatch) => {
+                    results[index] = Some(Err(CommandError::KeyReused));
+                    continue;
+                }
+                Some(Claim::Fresh) | None => {}
+            }
+            let target = &job.target;
+            let head = if target.creates {
+                Some(StreamHead {
+                    stream_id: target.stream_id,
+                    stream_type: target.stream_type,
+                    version: 0,
+                    last_hash: None,
+                    now,
+                })
+            } else {
+                heads.get(&target.stream_id).cloned()
+            };
+            let decided = match head {
+                None => Err(CommandError::Domain(DomainError::NotFound {
+                    what: target.stream_type.as_str(),
+                    id: target.stream_id,
+                })),
+                Some(head) => match check_expected_version(target.expected_version, head.version) {
+                    Err(e) => Err(e.into()),
+                    Ok(()) => {
+                        let state = self.state_at(&mut tx, target, head.version).await?;
+                        (job.decide)(&state, &references)
+                            .map(|(events, id)| (head, events, id, state))
+                            .map_err(CommandError::from)
+                    }
+                },
+            };
+            match decided {
+                Ok((head, events, id, state)) => {
+                    // What this command changes is what the next one in the batch sees.
+                    for (event, _) in &events {
+                        references.note(head.stream_id, event);
+                    }
+                    planned.push(Planned {
+                        index,
+                        head,
+                        events,
+                        metadata: job.metadata(),
+                        id,
+                        state,
+                    });
+                }
+                Err(e) => {
+                    released.extend(job.key());
+                    results[index] = Some(Err(e));
+                }
+            }
+        }
+        idempotency::release_many(&mut tx, &released).await?;
+
+        let appends: Vec<Append<'_>> = planned
+            .iter()
+            .map(|p| Append {
+                head: &p.head,
+                events: &p.events,
+                metadata: &p.metadata,
+            })
+            .collect();
+        let stored = event_store::append_many(&mut tx, &appends).await?;
+        let applied: Vec<(&StoredEvent, &DomainEvent)> = stored
+            .iter()
+            .zip(&planned)
+            .flat_map(|(stored, p)| stored.iter().zip(p.events.iter().map(|(e, _)| e)))
+            .collect();
+        projections::apply_many(&mut tx, &applied).await?;
+        let outcomes: Vec<(&str, &str, Value)> = planned
+            .iter()
+            .filter_map(|p| {
+                let (actor, key) = jobs[p.index].key()?;
+                Some((actor, key, json!({ "id": p.id })))
+            })
+            .collect();
+        idempotency::complete_many(&mut tx, &outcomes).await?;
+        tx.commit().await.map_err(BatchFailure::AtCommit)?;
+
+        if !planned.is_empty() {
+            self.feed.announce();
+        }
+        for mut p in planned {
+            for (event, _) in &p.events {
+                p.state.apply(event);
+            }
+            self.states.put(
+                p.head.stream_id,
+                p.head.version + p.events.len() as i32,
+                p.state,
+            );
+            results[p.index] = Some(Ok(Outcome {
+                id: p.id,
+                replayed: false,
+            }));
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(stopped())))
+            .collect())
+    }
+
+    /// Carries out one command in a transaction of its own.
+    async fn execute_alone(&self, job: &Job) -> Result<Outcome, CommandError> {
+        let target = &job.target;
         let mut tx = self.pool.begin().await?;
 
         // The stream lock comes first: nothing before it may write (see `lock_stream`).
@@ -403,58 +831,26 @@ impl Commands {
                     id: target.stream_id,
                 })?
         };
-        if let Some(key) = &ctx.idempotency_key {
-            match idempotency::claim(&mut tx, actor, key, &idempotency::command_hash(kind, &body))
-                .await?
-            {
+        if let Some((actor, key)) = job.key() {
+            let hash = idempotency::command_hash(job.kind, &job.body);
+            match idempotency::claim(&mut tx, actor, key, &hash).await? {
                 Claim::Fresh => {}
-                Claim::Replay(outcome) => {
-                    let id = outcome
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .and_then(|s| s.parse().ok())
-                        .ok_or_else(|| StoreError::Corrupt {
-                            position: 0,
-                            reason: format!("idempotency outcome {outcome}"),
-                        })?;
-                    return Ok(Outcome { id, replayed: true });
-                }
+                Claim::Replay(outcome) => return Ok(replayed(&outcome)?),
                 Claim::Mismatch => return Err(CommandError::KeyReused),
             }
         }
 
         check_expected_version(target.expected_version, head.version)?;
+        let mut state = self.state_at(&mut tx, target, head.version).await?;
+        let references =
+            read::existing_streams(&mut tx, &job.refs.commitments, &job.refs.evidence).await?;
+        let (events, id) = (job.decide)(&state, &references)?;
 
-        let mut state = if target.creates {
-            StreamState::default()
-        } else {
-            let (version, mut state) = self
-                .states
-                .take(target.stream_id)
-                .filter(|(v, _)| *v <= head.version)
-                .unwrap_or_default();
-            // Usually the kept state is at the head already and there is nothing to read.
-            if version < head.version {
-                for e in event_store::load_stream_after(&mut tx, target.stream_id, version).await? {
-                    state.apply(&e.decode()?);
-                }
-            }
-            state
-        };
-        let references = read::existing_streams(&mut tx, &refs.commitments, &refs.evidence).await?;
-        let (events, id) = decide(&state, &references)?;
-
-        let metadata = Metadata {
-            actor: actor.to_owned(),
-            role: ctx.actor.role.as_str().to_owned(),
-            request_id: ctx.request_id.clone(),
-            idempotency_key: ctx.idempotency_key.clone(),
-        };
-        let stored = event_store::append(&mut tx, &head, &events, &metadata).await?;
+        let stored = event_store::append(&mut tx, &head, &events, &job.metadata()).await?;
         for (stored, (event, _)) in stored.iter().zip(&events) {
             projections::apply(&mut tx, stored, event).await?;
         }
-        if let Some(key) = &ctx.idempotency_key {
+        if let Some((actor, key)) = job.key() {
             idempotency::complete(&mut tx, actor, key, &json!({ "id": id })).await?;
         }
         tx.commit().await?;
@@ -469,6 +865,19 @@ impl Commands {
             replayed: false,
         })
     }
+}
+
+/// The outcome an idempotency key recorded.
+fn replayed(outcome: &Value) -> Result<Outcome, StoreError> {
+    let id = outcome
+        .get("id")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| StoreError::Corrupt {
+            position: 0,
+            reason: format!("idempotency outcome {outcome}"),
+        })?;
+    Ok(Outcome { id, replayed: true })
 }
 
 fn require(ctx: &CommandContext, needed: Role) -> Result<(), CommandError> {

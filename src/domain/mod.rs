@@ -41,6 +41,25 @@ pub enum EvidenceStatus {
 }
 
 impl References {
+    /// Takes in an event just decided on `stream`, for the commands decided after it against
+    /// the same facts (in one transaction).
+    pub fn note(&mut self, stream: Uuid, event: &DomainEvent) {
+        use commitment::CommitmentEvent;
+        use evidence::EvidenceEvent;
+        match event {
+            DomainEvent::Commitment(CommitmentEvent::Registered(_)) => {
+                self.commitments.insert(stream);
+            }
+            DomainEvent::Evidence(EvidenceEvent::Submitted(_)) => {
+                self.evidence.insert(stream, EvidenceStatus::Current);
+            }
+            DomainEvent::Evidence(EvidenceEvent::Retracted(_)) => {
+                self.evidence.insert(stream, EvidenceStatus::Retracted);
+            }
+            _ => {}
+        }
+    }
+
     /// Checks that every cited evidence id exists and is not retracted.
     pub fn require_citable_evidence(&self, ids: &[Uuid]) -> Result<(), DomainError> {
         for id in ids {

@@ -191,7 +191,7 @@ pub struct StreamHead {
 /// The advisory lock every append holds shared and a projection rebuild takes exclusively to
 /// swap its tables in: appends pause for the swap, before they take any other lock, so the two
 /// can never wait for each other.
-pub(crate) const APPEND_GATE: i64 = 0x0C0A_11FE_5EED_0001;
+pub const APPEND_GATE: i64 = 0x0C0A_11FE_5EED_0001;
 
 /// The advisory-lock key of a stream: its UUID folded to 64 bits. A collision only makes two
 /// streams' appends wait for each other.
@@ -240,6 +240,80 @@ pub async fn lock_stream(
         last_hash: row.try_get("last_hash")?,
         now: row.try_get("now")?,
     }))
+}
+
+/// Locks several existing streams for one transaction, as [`lock_stream`] does one, and
+/// returns the heads of those that exist with the type asked (the others are missing from the
+/// map) and the database clock after the locks were taken.
+///
+/// Every batch takes its stream locks in one order (ascending key, after the append gate), so
+/// two batches can wait for each other's commit but never for each other in a cycle.
+pub async fn lock_streams(
+    conn: &mut PgConnection,
+    streams: &[(Uuid, StreamType)],
+) -> StoreResult<(HashMap<Uuid, StreamHead>, DateTime<Utc>)> {
+    let mut keys: Vec<i64> = streams.iter().map(|(id, _)| lock_key(*id)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    // `union all` runs its branches in order and a function scan yields an array in order:
+    // the gate first, then the streams in ascending key order.
+    // language=PostgreSQL
+    sqlx::query(
+        "select pg_advisory_xact_lock_shared($1)
+         union all
+         select pg_advisory_xact_lock(k) from unnest($2::int8[]) as k",
+    )
+    .bind(APPEND_GATE)
+    .bind(&keys)
+    .execute(&mut *conn)
+    .await?;
+    // A statement of its own, for a snapshot taken after the waits (see `lock_stream`).
+    // language=PostgreSQL
+    let rows = sqlx::query(
+        "select s.stream_id, s.stream_type, s.version, s.last_hash, now.at
+         from (select clock_timestamp() as at) now
+         left join streams s on s.stream_id = any($1)",
+    )
+    .bind(streams.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut now = None;
+    let mut found: HashMap<Uuid, (String, i32, Option<Vec<u8>>)> = HashMap::new();
+    for row in &rows {
+        now = Some(row.try_get::<DateTime<Utc>, _>("at")?);
+        if let Some(id) = row.try_get::<Option<Uuid>, _>("stream_id")? {
+            found.insert(
+                id,
+                (
+                    row.try_get("stream_type")?,
+                    row.try_get("version")?,
+                    row.try_get("last_hash")?,
+                ),
+            );
+        }
+    }
+    let now = now.ok_or(StoreError::Corrupt {
+        position: 0,
+        reason: "the clock query returned no row".into(),
+    })?;
+    let mut heads = HashMap::with_capacity(streams.len());
+    for (id, stream_type) in streams {
+        if let Some((stored_type, version, last_hash)) = found.get(id)
+            && stored_type == stream_type.as_str()
+        {
+            heads.insert(
+                *id,
+                StreamHead {
+                    stream_id: *id,
+                    stream_type: *stream_type,
+                    version: *version,
+                    last_hash: last_hash.clone(),
+                    now,
+                },
+            );
+        }
+    }
+    Ok((heads, now))
 }
 
 /// A head for a stream that does not exist yet.
@@ -308,101 +382,153 @@ pub async fn append(
     events: &[(DomainEvent, NaiveDate)],
     metadata: &Metadata,
 ) -> StoreResult<Vec<StoredEvent>> {
-    let metadata = serde_json::to_value(metadata).expect("metadata serialises");
-    let mut previous = head.last_hash.clone();
-    let mut stored = Vec::with_capacity(events.len());
-    for (offset, (event, occurred_on)) in events.iter().enumerate() {
-        let payload = event.payload();
-        let version = head.version + 1 + offset as i32;
-        let event_id = Uuid::now_v7();
-        let input = ChainInput {
-            event_id,
-            stream_id: head.stream_id,
-            stream_type: head.stream_type.as_str(),
-            version,
-            event_type: event.event_type(),
-            schema_version: event.schema_version(),
-            occurred_at: business_time(*occurred_on),
-            recorded_at: head.now,
-            payload: &payload,
-            metadata: &metadata,
-        };
-        let hash = link(previous.as_deref(), &input).to_vec();
-        stored.push(StoredEvent {
-            position: 0,
-            transaction_id: 0,
-            event_id,
-            stream_id: head.stream_id,
-            stream_type: head.stream_type.as_str().to_owned(),
-            version,
-            event_type: event.event_type().to_owned(),
-            schema_version: input.schema_version,
-            occurred_at: input.occurred_at,
-            recorded_at: input.recorded_at,
-            previous_hash: previous.replace(hash.clone()),
-            hash,
-            payload,
-            metadata: metadata.clone(),
-        });
+    let mut appended = append_many(
+        conn,
+        &[Append {
+            head,
+            events,
+            metadata,
+        }],
+    )
+    .await?;
+    Ok(appended.pop().unwrap_or_default())
+}
+
+/// What one command appends to one locked stream.
+#[derive(Debug, Clone, Copy)]
+pub struct Append<'a> {
+    /// The locked stream, at the version the command decided against.
+    pub head: &'a StreamHead,
+    /// The events, each with its business date.
+    pub events: &'a [(DomainEvent, NaiveDate)],
+    /// Who asked.
+    pub metadata: &'a Metadata,
+}
+
+/// Appends several commands' events in one statement: each to its own locked stream (no
+/// stream twice), in the order given, so positions follow that order and, within a stream,
+/// versions. Returns each command's stored events.
+pub async fn append_many(
+    conn: &mut PgConnection,
+    appends: &[Append<'_>],
+) -> StoreResult<Vec<Vec<StoredEvent>>> {
+    let mut stored: Vec<Vec<StoredEvent>> = Vec::with_capacity(appends.len());
+    for append in appends {
+        let head = append.head;
+        let metadata = serde_json::to_value(append.metadata).expect("metadata serialises");
+        let mut previous = head.last_hash.clone();
+        let mut events = Vec::with_capacity(append.events.len());
+        for (offset, (event, occurred_on)) in append.events.iter().enumerate() {
+            let payload = event.payload();
+            let version = head.version + 1 + offset as i32;
+            let event_id = Uuid::now_v7();
+            let input = ChainInput {
+                event_id,
+                stream_id: head.stream_id,
+                stream_type: head.stream_type.as_str(),
+                version,
+                event_type: event.event_type(),
+                schema_version: event.schema_version(),
+                occurred_at: business_time(*occurred_on),
+                recorded_at: head.now,
+                payload: &payload,
+                metadata: &metadata,
+            };
+            let hash = link(previous.as_deref(), &input).to_vec();
+            events.push(StoredEvent {
+                position: 0,
+                transaction_id: 0,
+                event_id,
+                stream_id: head.stream_id,
+                stream_type: head.stream_type.as_str().to_owned(),
+                version,
+                event_type: event.event_type().to_owned(),
+                schema_version: input.schema_version,
+                occurred_at: input.occurred_at,
+                recorded_at: input.recorded_at,
+                previous_hash: previous.replace(hash.clone()),
+                hash,
+                payload,
+                metadata: metadata.clone(),
+            });
+        }
+        stored.push(events);
     }
-    let Some(last) = stored.last() else {
+    let all: Vec<&StoredEvent> = stored.iter().flatten().collect();
+    if all.is_empty() {
         return Ok(stored);
-    };
-    // One round trip for the whole batch: the rows (in version order, so positions follow
-    // versions) and the stream's new head.
+    }
+    let heads: Vec<&StoredEvent> = stored.iter().filter_map(|events| events.last()).collect();
+    // One round trip for the whole batch: the rows (in the order given, so positions follow
+    // it) and each stream's new head.
     // language=PostgreSQL
     let rows = sqlx::query(
         "with appended as (
              insert into events (event_id, stream_id, stream_type, version, event_type,
                                  schema_version, payload, metadata, occurred_at, recorded_at,
                                  previous_hash, hash)
-             select e.event_id, $2, $3, e.version, e.event_type, e.schema_version, e.payload, $8,
-                    e.occurred_at, $10, e.previous_hash, e.hash
-             from unnest($1::uuid[], $4::int4[], $5::text[], $6::int4[], $7::jsonb[],
-                         $9::timestamptz[], $11::bytea[], $12::bytea[])
-                  as e(event_id, version, event_type, schema_version, payload, occurred_at,
-                       previous_hash, hash)
-             order by e.version
+             select e.event_id, e.stream_id, e.stream_type, e.version, e.event_type,
+                    e.schema_version, e.payload, e.metadata, e.occurred_at, e.recorded_at,
+                    e.previous_hash, e.hash
+             from unnest($1::uuid[], $2::uuid[], $3::text[], $4::int4[], $5::text[],
+                         $6::int4[], $7::jsonb[], $8::jsonb[], $9::timestamptz[],
+                         $10::timestamptz[], $11::bytea[], $12::bytea[])
+                  with ordinality
+                  as e(event_id, stream_id, stream_type, version, event_type, schema_version,
+                       payload, metadata, occurred_at, recorded_at, previous_hash, hash, ord)
+             order by e.ord
              returning event_id, position, transaction_id
          ), head as (
              insert into streams (stream_id, stream_type, version, last_hash)
-             values ($2, $3, $13, $14)
+             select * from unnest($13::uuid[], $14::text[], $15::int4[], $16::bytea[])
              on conflict (stream_id) do update
                 set version = excluded.version, last_hash = excluded.last_hash
          )
          select event_id, position, transaction_id from appended",
     )
-    .bind(stored.iter().map(|e| e.event_id).collect::<Vec<_>>())
-    .bind(head.stream_id)
-    .bind(head.stream_type.as_str())
-    .bind(stored.iter().map(|e| e.version).collect::<Vec<_>>())
+    .bind(all.iter().map(|e| e.event_id).collect::<Vec<_>>())
+    .bind(all.iter().map(|e| e.stream_id).collect::<Vec<_>>())
     .bind(
-        stored
-            .iter()
+        all.iter()
+            .map(|e| e.stream_type.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(all.iter().map(|e| e.version).collect::<Vec<_>>())
+    .bind(
+        all.iter()
             .map(|e| e.event_type.as_str())
             .collect::<Vec<_>>(),
     )
-    .bind(stored.iter().map(|e| e.schema_version).collect::<Vec<_>>())
-    .bind(stored.iter().map(|e| &e.payload).collect::<Vec<_>>())
-    .bind(&metadata)
-    .bind(stored.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
-    .bind(head.now)
+    .bind(all.iter().map(|e| e.schema_version).collect::<Vec<_>>())
+    .bind(all.iter().map(|e| &e.payload).collect::<Vec<_>>())
+    .bind(all.iter().map(|e| &e.metadata).collect::<Vec<_>>())
+    .bind(all.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
+    .bind(all.iter().map(|e| e.recorded_at).collect::<Vec<_>>())
     .bind(
-        stored
-            .iter()
+        all.iter()
             .map(|e| e.previous_hash.as_deref())
             .collect::<Vec<_>>(),
     )
-    .bind(stored.iter().map(|e| e.hash.as_slice()).collect::<Vec<_>>())
-    .bind(last.version)
-    .bind(last.hash.as_slice())
+    .bind(all.iter().map(|e| e.hash.as_slice()).collect::<Vec<_>>())
+    .bind(heads.iter().map(|e| e.stream_id).collect::<Vec<_>>())
+    .bind(
+        heads
+            .iter()
+            .map(|e| e.stream_type.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(heads.iter().map(|e| e.version).collect::<Vec<_>>())
+    .bind(heads.iter().map(|e| e.hash.as_slice()).collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await
     .map_err(|e| match unique_violation(&e).as_deref() {
-        Some("events_stream_version_key") => StoreError::Domain(DomainError::Conflict {
-            expected: head.version,
-            actual: head.version + 1,
-        }),
+        Some("events_stream_version_key") => {
+            let head = appends[0].head;
+            StoreError::Domain(DomainError::Conflict {
+                expected: head.version,
+                actual: head.version + 1,
+            })
+        }
         _ => StoreError::Database(e),
     })?;
     let mut placed: HashMap<Uuid, (i64, i64)> = HashMap::with_capacity(rows.len());
@@ -412,7 +538,7 @@ pub async fn append(
             (row.try_get("position")?, row.try_get("transaction_id")?),
         );
     }
-    for e in &mut stored {
+    for e in stored.iter_mut().flatten() {
         let (position, transaction_id) =
             placed
                 .get(&e.event_id)

@@ -7,12 +7,13 @@ use super::event_store::StoredEvent;
 use super::{StoreError, StoreResult, unique_violation};
 use crate::domain::DomainError;
 use crate::domain::DomainEvent;
-use crate::domain::commitment::CommitmentEvent;
+use crate::domain::commitment::{CommitmentAssessed, CommitmentEvent};
 use crate::domain::evidence::EvidenceEvent;
 use crate::domain::rating::Rating;
 use chrono::NaiveDate;
 use serde_json::{Value, json};
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 /// Applies one stored event (decoded as `event`) to the projection tables.
 pub async fn apply(
@@ -251,6 +252,216 @@ pub async fn apply(
             .await?;
         }
     }
+    Ok(())
+}
+
+/// Applies a batch's events, in order, as [`apply`] applies each: the same rows, with the
+/// verdicts (the bulk of any busy batch) written in two statements whatever their number.
+///
+/// Verdicts are grouped only when each is on a commitment no other event of the batch
+/// touches; otherwise every event goes through [`apply`] in order.
+pub async fn apply_many(
+    conn: &mut PgConnection,
+    events: &[(&StoredEvent, &DomainEvent)],
+) -> StoreResult<()> {
+    let assessed: Vec<(&StoredEvent, &CommitmentAssessed)> = events
+        .iter()
+        .filter_map(|(stored, event)| match event {
+            DomainEvent::Commitment(CommitmentEvent::Assessed(e)) => Some((*stored, e)),
+            _ => None,
+        })
+        .collect();
+    let mut streams = std::collections::HashSet::with_capacity(events.len());
+    let separate = events
+        .iter()
+        .all(|(stored, _)| streams.insert(stored.stream_id));
+    if assessed.len() < 2 || !separate {
+        for (stored, event) in events {
+            apply(conn, stored, event).await?;
+        }
+        return Ok(());
+    }
+    for (stored, event) in events {
+        if !matches!(event, DomainEvent::Commitment(CommitmentEvent::Assessed(_))) {
+            apply(conn, stored, event).await?;
+        }
+    }
+    let rating = |r: Option<Rating>| r.map(Rating::as_str);
+    // Each verdict's evidence as an array literal: unnest cannot take an array of arrays
+    // of different lengths.
+    let evidence: Vec<String> = assessed
+        .iter()
+        .map(|(_, e)| {
+            let ids: Vec<String> = e.evidence_ids.iter().map(Uuid::to_string).collect();
+            format!("{{{}}}", ids.join(","))
+        })
+        .collect();
+    // language=PostgreSQL
+    sqlx::query(
+        "insert into assessments (id, commitment_id, assessor, assessor_kind, assessed_on,
+                                  overall, met, funding, impact, appropriateness,
+                                  delivery_status, rationale, evidence_ids, evaluation,
+                                  position, transaction_id, recorded_at, actor)
+         select a.id, a.commitment_id, a.assessor, a.assessor_kind, a.assessed_on, a.overall,
+                a.met, a.funding, a.impact, a.appropriateness, a.delivery_status, a.rationale,
+                a.evidence_ids::uuid[], a.evaluation, a.position, a.transaction_id,
+                a.recorded_at, a.actor
+         from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::date[], $6::text[],
+                     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+                     $13::text[], $14::text[], $15::int8[], $16::int8[], $17::timestamptz[],
+                     $18::text[])
+              as a(id, commitment_id, assessor, assessor_kind, assessed_on, overall, met,
+                   funding, impact, appropriateness, delivery_status, rationale, evidence_ids,
+                   evaluation, position, transaction_id, recorded_at, actor)",
+    )
+    .bind(
+        assessed
+            .iter()
+            .map(|(_, e)| e.assessment_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        assessed
+            .iter()
+            .map(|(s, _)| s.stream_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        assessed
+            .iter()
+            .map(|(_, e)| e.assessor.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        assessed
+            .iter()
+            .map(|(_, e)| e.assessor_kind.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        assessed
+            .iter()
+            .map(|(_, e)| e.assessed_on)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        assessed
+            .iter()
+            .map(|(_, e)| rating(e.overall))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        assessed
+            .iter()
+            .map(|(_, e)| rating(e.aspects.met))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        assessed
+            .iter()
+            .map(|(_, e)| rating(e.aspects.funding))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        assessed
+            .iter()
+            .map(|(_, e)| rating(e.aspects.impact))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        assessed
+            .iter()
+            .map(|(_, e)| rating(e.aspects.appropriateness))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        assessed
+            .iter()
+            .map(|(_, e)| e.delivery_status.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        assessed
+            .iter()
+            .map(|(_, e)| e.rationale.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(&evidence)
+    .bind(
+        assessed
+            .iter()
+            .map(|(_, e)| e.evaluation.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(assessed.iter().map(|(s, _)| s.position).collect::<Vec<_>>())
+    .bind(
+        assessed
+            .iter()
+            .map(|(s, _)| s.transaction_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        assessed
+            .iter()
+            .map(|(s, _)| s.recorded_at)
+            .collect::<Vec<_>>(),
+    )
+    .bind(assessed.iter().map(|(s, _)| s.actor()).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await?;
+    // The same rule as one verdict at a time: the current assessment is the latest by
+    // (assessed_on, position).
+    // language=PostgreSQL
+    sqlx::query(
+        "update commitments c
+            set version = u.version, updated_at = u.recorded_at,
+                last_transaction_id = u.transaction_id, last_position = u.position,
+                current_assessment_id = case
+                    when c.current_assessment_id is null or not exists (
+                        select 1 from assessments a
+                        where a.id = c.current_assessment_id
+                          and (a.assessed_on, a.position) > (u.assessed_on, u.position))
+                    then u.assessment_id else c.current_assessment_id end
+           from unnest($1::uuid[], $2::int4[], $3::timestamptz[], $4::uuid[], $5::date[],
+                       $6::int8[], $7::int8[])
+                as u(id, version, recorded_at, assessment_id, assessed_on, position,
+                     transaction_id)
+          where c.id = u.id",
+    )
+    .bind(
+        assessed
+            .iter()
+            .map(|(s, _)| s.stream_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(assessed.iter().map(|(s, _)| s.version).collect::<Vec<_>>())
+    .bind(
+        assessed
+            .iter()
+            .map(|(s, _)| s.recorded_at)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        assessed
+            .iter()
+            .map(|(_, e)| e.assessment_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        assessed
+            .iter()
+            .map(|(_, e)| e.assessed_on)
+            .collect::<Vec<_>>(),
+    )
+    .bind(assessed.iter().map(|(s, _)| s.position).collect::<Vec<_>>())
+    .bind(
+        assessed
+            .iter()
+            .map(|(s, _)| s.transaction_id)
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

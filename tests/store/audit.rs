@@ -1,12 +1,11 @@
 //! `verify` catches tampering; `rebuild-projections` under concurrent writes loses nothing.
 
-use super::{fresh, import_seed};
+use super::{fresh, import_seed, seeded};
 use commitment_tracker::auth::{Actor, Role};
-use commitment_tracker::commands::{CommandContext, Commands};
+use commitment_tracker::commands::CommandContext;
 use commitment_tracker::domain::commitment::AssessCommitment;
 use commitment_tracker::domain::rating::{Aspects, AssessorKind, DeliveryStatus, Rating};
 use commitment_tracker::domain::text::{Line, Text};
-use commitment_tracker::store::feed::{Feed, FeedSettings};
 use commitment_tracker::store::replay::{TimeFilter, View};
 use commitment_tracker::store::{rebuild, verify};
 use sqlx::PgPool;
@@ -147,12 +146,7 @@ fn ctx(key: String) -> CommandContext {
 
 #[tokio::test]
 async fn a_rebuild_under_concurrent_writes_loses_nothing_and_leaves_the_same_answers() {
-    let (_db, pool) = fresh().await;
-    import_seed(&pool).await;
-    let feed = Feed::new(pool.clone(), FeedSettings::default())
-        .await
-        .unwrap();
-    let commands = Commands::new(pool.clone(), feed);
+    let (_db, pool, commands) = seeded().await;
     let commitments: Vec<Uuid> = sqlx::query_scalar("select id from commitments")
         .fetch_all(&pool)
         .await

@@ -1,6 +1,7 @@
 //! Store tests on a fresh database each: the hash chain, appends, and committed-order reads.
 
 mod audit;
+mod batch;
 #[path = "../common/mod.rs"]
 mod common;
 
@@ -65,6 +66,17 @@ async fn import_seed(pool: &PgPool) {
     seed::import(&Commands::new(pool.clone(), feed), &file)
         .await
         .unwrap();
+}
+
+/// A fresh database with the seed, and command handlers over it.
+async fn seeded() -> (TestDatabase, PgPool, Commands) {
+    let (db, pool) = fresh().await;
+    import_seed(&pool).await;
+    let feed = Feed::new(pool.clone(), FeedSettings::default())
+        .await
+        .unwrap();
+    let commands = Commands::new(pool.clone(), feed);
+    (db, pool, commands)
 }
 
 #[tokio::test]
