@@ -16,6 +16,7 @@ use crate::domain::{DomainError, DomainEvent, References, StreamType};
 use crate::store::event_store::{self, Append, Metadata, StoredEvent, StreamHead};
 use crate::store::feed::Feed;
 use crate::store::idempotency::{self, Claim, KeyClaim};
+use crate::store::read::AssessmentRow;
 use crate::store::{StoreError, StoreResult, projections, read};
 use chrono::NaiveDate;
 use serde_json::{Value, json};
@@ -72,12 +73,31 @@ pub struct CommandContext {
 }
 
 /// The result of a command: the id of what it created or changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     /// The commitment, evidence, assessment or dispute id.
     pub id: Uuid,
     /// True when an idempotency key replayed an earlier run and nothing was written.
     pub replayed: bool,
+    /// The verdict the command recorded, as the projections now hold it (none for a replay
+    /// or another kind of command), so that the caller need not read it back.
+    pub assessment: Option<AssessmentRow>,
+}
+
+/// The verdict among a command's stored events, as its projection row.
+fn recorded_assessment(
+    stored: &[StoredEvent],
+    events: &[(DomainEvent, NaiveDate)],
+) -> Option<AssessmentRow> {
+    stored
+        .iter()
+        .zip(events)
+        .find_map(|(stored, (event, _))| match event {
+            DomainEvent::Commitment(CommitmentEvent::Assessed(e)) => {
+                Some(AssessmentRow::recorded(&stored.envelope(), e))
+            }
+            _ => None,
+        })
 }
 
 /// Which stream a command appends to.
@@ -795,7 +815,8 @@ impl Core {
         if !planned.is_empty() {
             self.feed.announce();
         }
-        for mut p in planned {
+        for (mut p, stored) in planned.into_iter().zip(&stored) {
+            let assessment = recorded_assessment(stored, &p.events);
             for (event, _) in &p.events {
                 p.state.apply(event);
             }
@@ -807,6 +828,7 @@ impl Core {
             results[p.index] = Some(Ok(Outcome {
                 id: p.id,
                 replayed: false,
+                assessment,
             }));
         }
         Ok(results
@@ -863,6 +885,7 @@ impl Core {
         Ok(Outcome {
             id,
             replayed: false,
+            assessment: recorded_assessment(&stored, &events),
         })
     }
 }
@@ -877,7 +900,11 @@ fn replayed(outcome: &Value) -> Result<Outcome, StoreError> {
             position: 0,
             reason: format!("idempotency outcome {outcome}"),
         })?;
-    Ok(Outcome { id, replayed: true })
+    Ok(Outcome {
+        id,
+        replayed: true,
+        assessment: None,
+    })
 }
 
 fn require(ctx: &CommandContext, needed: Role) -> Result<(), CommandError> {

@@ -1,5 +1,6 @@
 //! Mutations: each records one immutable event with the actor who made it, and answers with
-//! the state it produced (read back from the projections it updated).
+//! the state it produced (read back from the projections it updated, or for a verdict, the
+//! row the command wrote there).
 
 use super::RequestInfo;
 use super::error::{ApiError, ApiResult, OrApi};
@@ -179,10 +180,13 @@ impl Mutation {
             .assess_commitment(&cctx, cmd, input.expected_version)
             .await
             .api()?;
-        Assessment::live_by_id(ctx.data::<PgPool>()?, outcome.id)
-            .await?
-            .ok_or(ApiError::Internal)
-            .api()
+        match outcome.assessment {
+            Some(row) => Ok(Assessment::live(row)),
+            None => Assessment::live_by_id(ctx.data::<PgPool>()?, outcome.id)
+                .await?
+                .ok_or(ApiError::Internal)
+                .api(),
+        }
     }
 
     /// Formally contests a verdict (assessor). Records `AssessmentDisputed`.

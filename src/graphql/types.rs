@@ -552,7 +552,7 @@ impl Assessment {
             .map(Assessment::live))
     }
 
-    fn live(row: AssessmentRow) -> Assessment {
+    pub(crate) fn live(row: AssessmentRow) -> Assessment {
         Assessment {
             row: Arc::new(row),
             previous: Previous::Lookup,

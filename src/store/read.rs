@@ -2,9 +2,10 @@
 //! that the GraphQL loaders issue one statement per kind of thing, however many parents.
 
 use super::cursor::EventCursor;
-use super::event_store::{EVENT_COLUMNS, StoredEvent};
+use super::event_store::{EVENT_COLUMNS, Envelope, StoredEvent};
 use super::replay::TimeFilter;
 use super::{StoreError, StoreResult};
+use crate::domain::commitment::CommitmentAssessed;
 use crate::domain::rating::{Aspects, AssessorKind, DeliveryStatus, EvidenceKind, Rating};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
@@ -83,6 +84,29 @@ pub struct AssessmentRow {
     pub recorded_at: DateTime<Utc>,
     /// Who recorded it.
     pub actor: String,
+}
+
+impl AssessmentRow {
+    /// The row the projections hold for a recorded verdict: what the append path answers with
+    /// and what an in-memory fold keeps, without reading the table back.
+    pub fn recorded(envelope: &Envelope<'_>, e: &CommitmentAssessed) -> Self {
+        AssessmentRow {
+            id: e.assessment_id,
+            commitment_id: envelope.stream_id,
+            assessor: e.assessor.clone(),
+            assessor_kind: e.assessor_kind,
+            assessed_on: e.assessed_on,
+            overall: e.overall,
+            aspects: e.aspects,
+            delivery_status: e.delivery_status,
+            rationale: e.rationale.clone(),
+            evidence_ids: e.evidence_ids.clone(),
+            evaluation: e.evaluation.clone(),
+            cursor: envelope.cursor(),
+            recorded_at: envelope.recorded_at,
+            actor: envelope.actor.to_owned(),
+        }
+    }
 }
 
 /// A piece of evidence.
@@ -637,11 +661,17 @@ pub(crate) const BELOW_HORIZON: &str =
     "transaction_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
 
 /// Whether committed events after `after` exist that are not yet below the horizon.
+///
+/// Such an event exists exactly when the last event in committed order is one (its
+/// transaction id is the highest), so the answer is one backward step of the committed-order
+/// index, whatever the table's size or statistics. (An `exists` over the range was planned as
+/// a scan of the whole log while the table had no statistics yet, on every wake-up.)
 pub async fn events_beyond_horizon(pool: &PgPool, after: EventCursor) -> StoreResult<bool> {
     // language=PostgreSQL
     let sql = format!(
-        "select exists(select 1 from events
-                       where (transaction_id, position) > ($1, $2) and not ({BELOW_HORIZON}))"
+        "select coalesce((select (transaction_id, position) > ($1, $2) and not ({BELOW_HORIZON})
+                          from events order by transaction_id desc, position desc limit 1),
+                         false)"
     );
     Ok(sqlx::query_scalar(AssertSqlSafe(sql))
         .bind(after.transaction_id)

@@ -299,22 +299,7 @@ impl View {
                 self.touch(stored);
             }
             DomainEvent::Commitment(CommitmentEvent::Assessed(e)) => {
-                if self.add_assessment(AssessmentRow {
-                    id: e.assessment_id,
-                    commitment_id: stored.stream_id,
-                    assessor: e.assessor.clone(),
-                    assessor_kind: e.assessor_kind,
-                    assessed_on: e.assessed_on,
-                    overall: e.overall,
-                    aspects: e.aspects,
-                    delivery_status: e.delivery_status,
-                    rationale: e.rationale.clone(),
-                    evidence_ids: e.evidence_ids.clone(),
-                    evaluation: e.evaluation.clone(),
-                    cursor,
-                    recorded_at: stored.recorded_at,
-                    actor,
-                }) {
+                if self.add_assessment(AssessmentRow::recorded(stored, e)) {
                     self.touch(stored);
                 }
             }

@@ -17,7 +17,7 @@ use commitment_tracker::domain::rating::{
 };
 use commitment_tracker::domain::text::{Line, Slug, Text};
 use commitment_tracker::store::event_store::APPEND_GATE;
-use commitment_tracker::store::verify;
+use commitment_tracker::store::{read, verify};
 use sqlx::PgPool;
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -388,6 +388,15 @@ async fn commands_that_wait_together_commit_together_and_each_gets_its_own_answe
         let expected = if id == cs[0].0 { second.id } else { right.id };
         assert_eq!(current, Some(expected));
     }
+
+    // The verdicts the commands answered with are the rows the projections hold, whether
+    // written in the batch (0, 9) or alone (7); a replay answers with none.
+    for outcome in [first, second, right] {
+        let stored = read::assessment_by_id(&pool, outcome.id).await.unwrap();
+        assert!(stored.is_some());
+        assert_eq!(outcome.assessment, stored);
+    }
+    assert_eq!(retried.assessment, None);
 
     // A corrected retry with a key the batch refused is carried out.
     let fixed = commands
