@@ -47,7 +47,8 @@ impl fmt::Display for Role {
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
-    /// The token's id.
+    /// The token's id (nil for an actor without a token, such as the importer run by an
+    /// operator with database access).
     pub token_id: Uuid,
     /// The token's name: recorded as the actor of the events it writes.
     pub name: String,

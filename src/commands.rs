@@ -1,10 +1,12 @@
 //! Command handlers: each command is checked, decided by the domain and appended with its
 //! projections in one transaction, then announced to the live feed.
 //!
-//! The steps are the same for every command (see [`Commands::execute`]): authorise; claim the
-//! idempotency key; lock the stream; check the expected version; bring the stream's state to its head (a
-//! cached state reads only what other processes appended since); look up the
-//! streams the command refers to; decide; append; project; record the outcome; commit.
+//! The steps are the same for every command: authorise; lock the stream; check the token is
+//! still valid; claim the idempotency key; check the expected version; bring the stream's
+//! state to its head (a cached state reads only what other processes appended since); look up
+//! the streams the command refers to; decide; append; project; record the outcome; commit.
+//! Committer tasks carry out whatever commands are waiting together, each step one statement
+//! for all of them (see [`Commands`]).
 
 use crate::auth::{Actor, Role};
 use crate::domain::commitment::{
@@ -17,7 +19,7 @@ use crate::store::event_store::{self, Append, Metadata, StoredEvent, StreamHead}
 use crate::store::feed::Feed;
 use crate::store::idempotency::{self, Claim, KeyClaim};
 use crate::store::read::AssessmentRow;
-use crate::store::{StoreError, StoreResult, projections, read};
+use crate::store::{StoreError, StoreResult, projections, read, tokens};
 use chrono::NaiveDate;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -38,6 +40,9 @@ pub enum CommandError {
         /// The least role that may run the command.
         needed: Role,
     },
+    /// The actor's token was revoked or expired before the command could be recorded.
+    #[error("the token is not valid (expired or revoked)")]
+    Unauthenticated,
     /// The idempotency key was used before for a different command.
     #[error("idempotencyKey was already used for a different command")]
     KeyReused,
@@ -499,6 +504,12 @@ impl Job {
         let _ = self.reply.send(result);
     }
 
+    /// The token to check in the writing transaction (none for an actor without one, such
+    /// as the importer).
+    fn token(&self) -> Option<Uuid> {
+        Some(self.ctx.actor.token_id).filter(|id| !id.is_nil())
+    }
+
     fn key(&self) -> Option<(&str, &str)> {
         self.ctx
             .idempotency_key
@@ -682,6 +693,12 @@ impl Core {
             .map(|j| (j.target.stream_id, j.target.stream_type))
             .collect();
         let (heads, now) = event_store::lock_streams(&mut tx, &existing).await?;
+        let tokens: HashSet<Uuid> = jobs.iter().filter_map(|j| j.token()).collect();
+        let valid = tokens::still_valid(&mut tx, &tokens.into_iter().collect::<Vec<_>>()).await?;
+        let refused: Vec<bool> = jobs
+            .iter()
+            .map(|j| j.token().is_some_and(|t| !valid.contains(&t)))
+            .collect();
 
         let hashes: Vec<Option<Vec<u8>>> = jobs
             .iter()
@@ -691,6 +708,7 @@ impl Core {
             .iter()
             .zip(&hashes)
             .enumerate()
+            .filter(|(i, _)| !refused[*i])
             .filter_map(|(i, (job, hash))| {
                 let (actor, key) = job.key()?;
                 Some((
@@ -726,6 +744,10 @@ impl Core {
         let mut planned: Vec<Planned> = Vec::with_capacity(jobs.len());
         let mut released = Vec::new();
         for (index, job) in jobs.iter().enumerate() {
+            if refused[index] {
+                results[index] = Some(Err(CommandError::Unauthenticated));
+                continue;
+            }
             match claim_of[index].take() {
                 Some(Claim::Replay(outcome)) => {
                     results[index] = Some(replayed(&outcome).map_err(CommandError::from));
@@ -853,6 +875,13 @@ impl Core {
                     id: target.stream_id,
                 })?
         };
+        if let Some(token) = job.token()
+            && !tokens::still_valid(&mut tx, &[token])
+                .await?
+                .contains(&token)
+        {
+            return Err(CommandError::Unauthenticated);
+        }
         if let Some((actor, key)) = job.key() {
             let hash = idempotency::command_hash(job.kind, &job.body);
             match idempotency::claim(&mut tx, actor, key, &hash).await? {

@@ -120,6 +120,12 @@ pub struct ServeArgs {
     /// Require a token for reads too (queries and subscriptions), not only for writes.
     #[arg(long, env = "REQUIRE_TOKEN_FOR_READS", default_value_t = false)]
     pub require_token_for_reads: bool,
+    /// Seconds a server trusts a token it has checked before checking it again (0: check on
+    /// every request). Writes re-check their token in the transaction that records them, so a
+    /// revocation stops writes at once; another process's revocation reaches this server's
+    /// reads within this time (a revocation through this server, at once).
+    #[arg(long, env = "TOKEN_CACHE_SECS", default_value_t = 5)]
+    pub token_cache_secs: u64,
 }
 
 /// Everything the server needs, resolved.
@@ -157,6 +163,8 @@ pub struct Settings {
     pub max_page_size: i32,
     /// Whether reads need a token.
     pub require_token_for_reads: bool,
+    /// How long a checked token is trusted.
+    pub token_cache: Duration,
 }
 
 impl Settings {
@@ -179,6 +187,7 @@ impl Settings {
             max_aliases: args.max_aliases,
             max_page_size: i32::from(args.max_page_size.max(1)),
             require_token_for_reads: args.require_token_for_reads,
+            token_cache: Duration::from_secs(args.token_cache_secs),
         }
     }
 

@@ -8,7 +8,8 @@ use crate::config::Settings;
 use crate::graphql::error::{ApiError, normalise};
 use crate::graphql::{AppSchema, RequestInfo, SchemaDeps, build_schema};
 use crate::shared::Hub;
-use crate::store::{self, feed::Feed, feed::FeedSettings, tokens};
+use crate::store::tokens::TokenCache;
+use crate::store::{self, feed::Feed, feed::FeedSettings};
 use crate::ws::{self, WsSettings};
 use async_graphql::ErrorExtensions;
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
@@ -43,6 +44,8 @@ struct AppState {
     ws_connections: Arc<Semaphore>,
     /// Subscriptions shared between connections.
     hub: Arc<Hub<AppSchema>>,
+    /// Tokens recently checked.
+    tokens: Arc<TokenCache>,
 }
 
 /// A built server, bound and ready to run.
@@ -68,6 +71,7 @@ impl Application {
         )
         .await?;
         let commands = Commands::new(pool.clone(), feed.clone());
+        let tokens = Arc::new(TokenCache::new(settings.token_cache));
         let schema = build_schema(SchemaDeps {
             pool: pool.clone(),
             commands,
@@ -76,12 +80,14 @@ impl Application {
             max_depth: settings.max_query_depth,
             max_complexity: settings.max_query_complexity,
             max_page: settings.max_page_size,
+            tokens: tokens.clone(),
         });
         let listener = TcpListener::bind(settings.listen).await?;
         let router = router(AppState {
             pool: pool.clone(),
             ws_connections: Arc::new(Semaphore::new(settings.ws_max_connections)),
             hub: Arc::new(Hub::new(schema.clone())),
+            tokens,
             schema,
             settings,
         });
@@ -183,14 +189,18 @@ async fn graphql_get(
     let Some(raw) = raw.filter(|q| q.contains("query=")) else {
         return graphiql().await.into_response();
     };
-    let request = match async_graphql::http::parse_query_string(&raw) {
+    let mut request = match async_graphql::http::parse_query_string(&raw) {
         Ok(r) => r,
         Err(_) => {
             let err = ApiError::bad_input("query", "not a valid GraphQL GET request");
             return (StatusCode::BAD_REQUEST, Json(error_body(err))).into_response();
         }
     };
-    if crate::graphql::has_mutation(&request.query) {
+    // Parsed once: execution takes the document from the request.
+    if request
+        .parsed_query()
+        .is_ok_and(crate::graphql::has_mutation)
+    {
         let err = ApiError::bad_input("query", "mutations must be sent with POST");
         return (StatusCode::METHOD_NOT_ALLOWED, Json(error_body(err))).into_response();
     }
@@ -221,9 +231,13 @@ fn error_body(err: ApiError) -> serde_json::Value {
 }
 
 /// Resolves a presented token. `Ok(None)`: no token; `Err`: a token that is not valid.
-async fn authenticate(pool: &PgPool, token: Option<&str>) -> Result<Option<Actor>, ApiError> {
+async fn authenticate(
+    tokens: &TokenCache,
+    pool: &PgPool,
+    token: Option<&str>,
+) -> Result<Option<Actor>, ApiError> {
     let Some(token) = token else { return Ok(None) };
-    match tokens::authenticate(pool, token).await {
+    match tokens.authenticate(pool, token).await {
         Ok(Some(actor)) => Ok(Some(actor)),
         Ok(None) => Err(ApiError::Unauthenticated(
             "the token is not valid (unknown, expired or revoked)".into(),
@@ -279,7 +293,7 @@ async fn execute(state: AppState, headers: HeaderMap, request: async_graphql::Re
             return (StatusCode::UNAUTHORIZED, Json(error_body(err))).into_response();
         }
     };
-    let actor = match authenticate(&state.pool, token).await {
+    let actor = match authenticate(&state.tokens, &state.pool, token).await {
         Ok(actor) => actor,
         Err(err @ ApiError::Unauthenticated(_)) => {
             return (StatusCode::UNAUTHORIZED, Json(error_body(err))).into_response();
@@ -292,7 +306,12 @@ async fn execute(state: AppState, headers: HeaderMap, request: async_graphql::Re
         let err = ApiError::Unauthenticated("this server requires a token for reads too".into());
         return (StatusCode::UNAUTHORIZED, Json(error_body(err))).into_response();
     }
-    if crate::graphql::count_aliases(&request.query).is_some_and(|n| n > state.settings.max_aliases)
+    // Parsed once: execution takes the document from the request (a document that does not
+    // parse is left for execution to report).
+    let mut request = request;
+    if request
+        .parsed_query()
+        .is_ok_and(|doc| crate::graphql::count_aliases(doc) > state.settings.max_aliases)
     {
         let err = ApiError::TooComplex(format!(
             "at most {} aliased fields are allowed in one request",
@@ -373,9 +392,10 @@ async fn websocket(
         .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             let pool = state.pool.clone();
+            let tokens = state.tokens.clone();
             let on_init = move |payload: serde_json::Value| async move {
                 let token = token_from_payload(&payload).or(header_token);
-                let actor = authenticate(&pool, token.as_deref())
+                let actor = authenticate(&tokens, &pool, token.as_deref())
                     .await
                     .map_err(|e| e.extend())?;
                 if actor.is_none() && require_token {

@@ -113,6 +113,9 @@ impl From<CommandError> for ApiError {
             CommandError::Forbidden { needed } => {
                 ApiError::Forbidden(format!("this needs a token with the {needed} role"))
             }
+            CommandError::Unauthenticated => {
+                ApiError::Unauthenticated("the token is not valid (expired or revoked)".into())
+            }
             CommandError::KeyReused => ApiError::bad_input(
                 "idempotencyKey",
                 "already used for a different command; use a new key",

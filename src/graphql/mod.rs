@@ -15,10 +15,13 @@ use crate::auth::Actor;
 use crate::commands::Commands;
 use crate::domain::scorecard::ScorecardRule;
 use crate::store::feed::Feed;
+use crate::store::tokens::TokenCache;
 use async_graphql::dataloader::DataLoader;
+use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Schema, SchemaBuilder};
 use loaders::Loaders;
 use sqlx::PgPool;
+use std::sync::Arc;
 
 /// The schema served at `/graphql`.
 pub type AppSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
@@ -48,6 +51,8 @@ pub struct SchemaDeps {
     pub max_complexity: usize,
     /// Largest page a list returns.
     pub max_page: i32,
+    /// Tokens recently checked (revoking one drops it).
+    pub tokens: Arc<TokenCache>,
 }
 
 /// Requires a token with the admin role on the request.
@@ -81,6 +86,7 @@ pub fn build_schema(deps: SchemaDeps) -> AppSchema {
         .data(deps.commands)
         .data(deps.feed)
         .data(deps.scorecard_rule)
+        .data(deps.tokens)
         .data(loader)
         .data(types::PageLimit(deps.max_page))
         .data(subscription::RecentAssessments::default())
@@ -95,9 +101,8 @@ pub fn sdl() -> String {
     builder().finish().sdl()
 }
 
-/// How many aliased fields a query document holds (in operations and fragments), or `None`
-/// when it does not parse (execution will report that).
-pub fn count_aliases(query: &str) -> Option<usize> {
+/// How many aliased fields a parsed query document holds (in operations and fragments).
+pub fn count_aliases(doc: &ExecutableDocument) -> usize {
     use async_graphql::parser::types::{Selection, SelectionSet};
     fn walk(set: &SelectionSet) -> usize {
         set.items
@@ -111,7 +116,6 @@ pub fn count_aliases(query: &str) -> Option<usize> {
             })
             .sum()
     }
-    let doc = async_graphql::parser::parse_query(query).ok()?;
     let operations: usize = doc
         .operations
         .iter()
@@ -122,17 +126,13 @@ pub fn count_aliases(query: &str) -> Option<usize> {
         .values()
         .map(|f| walk(&f.node.selection_set.node))
         .sum();
-    Some(operations + fragments)
+    operations + fragments
 }
 
-/// Whether a query document holds a mutation (which must come by POST).
-pub fn has_mutation(query: &str) -> bool {
+/// Whether a parsed query document holds a mutation (which must come by POST).
+pub fn has_mutation(doc: &ExecutableDocument) -> bool {
     use async_graphql::parser::types::OperationType;
-    async_graphql::parser::parse_query(query)
-        .map(|doc| {
-            doc.operations
-                .iter()
-                .any(|(_, op)| op.node.ty == OperationType::Mutation)
-        })
-        .unwrap_or(false)
+    doc.operations
+        .iter()
+        .any(|(_, op)| op.node.ty == OperationType::Mutation)
 }

@@ -98,9 +98,12 @@ impl Mutation {
     async fn revoke_token(&self, ctx: &Context<'_>, id: async_graphql::ID) -> ApiResult<bool> {
         super::require_admin(ctx)?;
         let id = super::inputs::parse_id("id", &id).api()?;
-        crate::store::tokens::revoke(ctx.data::<PgPool>()?, id)
+        let revoked = crate::store::tokens::revoke(ctx.data::<PgPool>()?, id)
             .await
-            .api()
+            .api()?;
+        ctx.data::<std::sync::Arc<crate::store::tokens::TokenCache>>()?
+            .forget(id);
+        Ok(revoked)
     }
 
     /// Registers a commitment (admin). Records `CommitmentRegistered`.

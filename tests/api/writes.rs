@@ -303,3 +303,70 @@ async fn concurrent_writers_without_an_expected_version_all_succeed_in_sequence(
         "committed order is version order"
     );
 }
+
+#[tokio::test]
+async fn a_token_revoked_elsewhere_writes_nothing_though_this_server_still_trusts_it() {
+    // A long time to live, so that the server's cache certainly still holds the token.
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.token_cache = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    let id = app.register("nhs-app-functionality").await;
+    let (token_id, token) = commitment_tracker::store::tokens::create(
+        &app.pool,
+        "departing assessor",
+        Role::Assessor,
+        None,
+    )
+    .await
+    .unwrap();
+    let input = json!({ "input": assessment_input(&id) });
+    let (status, body) = app.post(ASSESS, input.clone(), Some(&token)).await;
+    assert_eq!(status, 200);
+    assert!(body.get("errors").is_none(), "{body}");
+
+    // Revoked as the command line does it: straight in the database, not through this server.
+    assert!(
+        commitment_tracker::store::tokens::revoke(&app.pool, token_id)
+            .await
+            .unwrap()
+    );
+    let before = app.event_count().await;
+    let (code, error) = app.error_code(ASSESS, input.clone(), Some(&token)).await;
+    assert_eq!(code, "UNAUTHENTICATED", "{error}");
+    assert_eq!(
+        app.event_count().await,
+        before,
+        "a revoked token writes nothing"
+    );
+
+    // Revoked through this server: refused at the door at once, reads included.
+    let (_, other) =
+        commitment_tracker::store::tokens::create(&app.pool, "another", Role::Assessor, None)
+            .await
+            .unwrap();
+    let (status, _) = app
+        .post("{ events { totalCount } }", json!({}), Some(&other))
+        .await;
+    assert_eq!(status, 200);
+    let listed = app.ok("{ tokens { id name } }", json!({})).await;
+    let other_id = listed["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "another")
+        .map(|t| t["id"].clone())
+        .unwrap();
+    app.ok(
+        "mutation($id: ID!) { revokeToken(id: $id) }",
+        json!({ "id": other_id }),
+    )
+    .await;
+    let (status, body) = app
+        .post("{ events { totalCount } }", json!({}), Some(&other))
+        .await;
+    assert_eq!(
+        (status, body["errors"][0]["extensions"]["code"].as_str()),
+        (401, Some("UNAUTHENTICATED"))
+    );
+}

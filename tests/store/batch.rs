@@ -17,7 +17,7 @@ use commitment_tracker::domain::rating::{
 };
 use commitment_tracker::domain::text::{Line, Slug, Text};
 use commitment_tracker::store::event_store::APPEND_GATE;
-use commitment_tracker::store::{read, verify};
+use commitment_tracker::store::{read, tokens, verify};
 use sqlx::PgPool;
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -322,7 +322,28 @@ async fn commands_that_wait_together_commit_together_and_each_gets_its_own_answe
         Some(cs[5].1),
     ))
     .await;
+    // 10: a verdict under a token revoked while it waited.
+    let (revoked, _) = tokens::create(&pool, "departed", Role::Assessor, None)
+        .await
+        .unwrap();
+    let revoked_ctx = CommandContext {
+        actor: Actor {
+            token_id: revoked,
+            name: "departed".into(),
+            role: Role::Assessor,
+        },
+        ..ctx(None)
+    };
+    let (c, v) = (commands.clone(), verdict(cs[2].0, vec![], "revoked"));
+    gate.queue(async move { c.assess_commitment(&revoked_ctx, v, None).await })
+        .await;
+    assert!(tokens::revoke(&pool, revoked).await.unwrap());
     let a = gate.release().await;
+    assert!(
+        matches!(a[10], Err(CommandError::Unauthenticated)),
+        "{:?}",
+        a[10]
+    );
 
     let first = a[0].as_ref().expect("0 is carried out");
     assert!(!first.replayed);
