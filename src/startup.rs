@@ -6,7 +6,7 @@ use crate::auth::{Actor, bearer};
 use crate::commands::Commands;
 use crate::config::Settings;
 use crate::graphql::error::{ApiError, normalise};
-use crate::graphql::{AppSchema, RequestInfo, SchemaDeps, build_schema};
+use crate::graphql::{AppSchema, RequestInfo, SchemaDeps, Schemas, build_schemas};
 use crate::shared::Hub;
 use crate::store::tokens::TokenCache;
 use crate::store::{self, feed::Feed, feed::FeedSettings};
@@ -37,7 +37,10 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Shared by every handler.
 #[derive(Clone)]
 struct AppState {
+    /// The schema HTTP requests run on.
     schema: AppSchema,
+    /// The schema WebSocket operations run on (its resolvers fail alone when they panic).
+    live: AppSchema,
     pool: PgPool,
     settings: Settings,
     /// One permit per open WebSocket connection.
@@ -72,7 +75,7 @@ impl Application {
         .await?;
         let commands = Commands::new(pool.clone(), feed.clone());
         let tokens = Arc::new(TokenCache::new(settings.token_cache));
-        let schema = build_schema(SchemaDeps {
+        let Schemas { http, live } = build_schemas(SchemaDeps {
             pool: pool.clone(),
             commands,
             feed: feed.clone(),
@@ -86,9 +89,10 @@ impl Application {
         let router = router(AppState {
             pool: pool.clone(),
             ws_connections: Arc::new(Semaphore::new(settings.ws_max_connections)),
-            hub: Arc::new(Hub::new(schema.clone())),
+            hub: Arc::new(Hub::new(live.clone())),
             tokens,
-            schema,
+            schema: http,
+            live,
             settings,
         });
         Ok(Self {
@@ -410,7 +414,7 @@ async fn websocket(
             };
             ws::serve(
                 socket,
-                state.schema.clone(),
+                state.live.clone(),
                 protocol,
                 on_init,
                 settings,
@@ -425,6 +429,21 @@ async fn websocket(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[tokio::test]
+    async fn a_panic_is_answered_as_a_coded_internal_error_without_its_text() {
+        let response = panic_response(Box::new(String::from("relation \"events\" does not exist")));
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"],
+            "INTERNAL_SERVER_ERROR"
+        );
+        assert!(!body.to_string().contains("relation"), "{body}");
+    }
 
     #[test]
     fn connection_init_payloads_carry_tokens_in_the_usual_places() {

@@ -76,24 +76,47 @@ fn builder() -> SchemaBuilder<query::Query, mutation::Mutation, subscription::Su
     Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
 }
 
-/// Builds the schema with its data.
-pub fn build_schema(deps: SchemaDeps) -> AppSchema {
+/// The two schemas a server runs, over the same data and one loader.
+pub struct Schemas {
+    /// For HTTP: a panicking resolver fails its request, which the HTTP layer answers with a
+    /// coded `500`. No per-field guard: wrapping each of a list's thousand fields in one cost
+    /// a quarter of the list query's throughput.
+    pub http: AppSchema,
+    /// For WebSocket connections, where one execution can be shared by many subscribers and
+    /// runs for hours: a panicking resolver fails only its field ([`panics`]).
+    pub live: AppSchema,
+}
+
+/// Builds the schemas with their data.
+pub fn build_schemas(deps: SchemaDeps) -> Schemas {
     // One loader for the whole process, without a cache: it batches concurrent loads (within a
     // request and across requests) and never serves a stale row.
-    let loader = DataLoader::new(Loaders::new(deps.pool.clone()), tokio::spawn);
-    builder()
-        .data(deps.pool)
-        .data(deps.commands)
-        .data(deps.feed)
-        .data(deps.scorecard_rule)
-        .data(deps.tokens)
-        .data(loader)
-        .data(types::PageLimit(deps.max_page))
-        .data(subscription::RecentAssessments::default())
-        .extension(panics::CatchPanicsFactory)
-        .limit_depth(deps.max_depth)
-        .limit_complexity(deps.max_complexity)
-        .finish()
+    let loader = Arc::new(DataLoader::new(
+        Loaders::new(deps.pool.clone()),
+        tokio::spawn,
+    ));
+    let recent = subscription::RecentAssessments::default();
+    let build = |guarded: bool| {
+        let mut b = builder()
+            .data(deps.pool.clone())
+            .data(deps.commands.clone())
+            .data(deps.feed.clone())
+            .data(deps.scorecard_rule)
+            .data(deps.tokens.clone())
+            .data(loader.clone())
+            .data(types::PageLimit(deps.max_page))
+            .data(recent.clone());
+        if guarded {
+            b = b.extension(panics::CatchPanicsFactory);
+        }
+        b.limit_depth(deps.max_depth)
+            .limit_complexity(deps.max_complexity)
+            .finish()
+    };
+    Schemas {
+        http: build(false),
+        live: build(true),
+    }
 }
 
 /// The schema's SDL, as served (and as committed in `schema.graphql`).

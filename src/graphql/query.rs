@@ -2,7 +2,7 @@
 
 use super::error::{ApiError, ApiResult, OrApi};
 use super::inputs::parse_id;
-use super::loaders::{CommitmentById, EvidenceById, Loaders};
+use super::loaders::{CommitmentById, EvidenceById};
 use super::scalars::Date;
 use super::types::{
     Assessment, Commitment, CommitmentConnection, DeliveryStatus, EventConnection, Evidence,
@@ -14,7 +14,6 @@ use crate::domain::scorecard::ScorecardRule;
 use crate::store::cursor::{EventCursor, ListCursor};
 use crate::store::read::{self, AssessmentRow, CommitmentFilter, CommitmentRow};
 use crate::store::replay::{TimeFilter, View};
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -115,8 +114,7 @@ impl Query {
             return Ok(row.map(|r| Source::View(view).commitment(r)));
         }
         let row = match id {
-            Ok(id) => ctx
-                .data::<DataLoader<Loaders>>()?
+            Ok(id) => super::types::loader(ctx)?
                 .load_one(CommitmentById(id))
                 .await
                 .api()?,
@@ -130,8 +128,7 @@ impl Query {
     /// One piece of evidence.
     async fn evidence(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Evidence>> {
         let id = parse_id("id", &id).api()?;
-        Ok(ctx
-            .data::<DataLoader<Loaders>>()?
+        Ok(super::types::loader(ctx)?
             .load_one(EvidenceById(id))
             .await
             .api()?

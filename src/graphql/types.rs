@@ -101,8 +101,9 @@ pub enum Direction {
     Unchanged,
 }
 
-fn loader<'a>(ctx: &'a Context<'_>) -> ApiResult<&'a DataLoader<Loaders>> {
-    ctx.data::<DataLoader<Loaders>>()
+/// The process's loader, shared by both schemas.
+pub(crate) fn loader<'a>(ctx: &'a Context<'_>) -> ApiResult<&'a DataLoader<Loaders>> {
+    Ok(ctx.data::<std::sync::Arc<DataLoader<Loaders>>>()?.as_ref())
 }
 
 fn pool<'a>(ctx: &'a Context<'_>) -> ApiResult<&'a PgPool> {
