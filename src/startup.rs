@@ -5,6 +5,7 @@
 use crate::auth::{Actor, bearer};
 use crate::commands::Commands;
 use crate::config::Settings;
+use crate::graphql::documents::Documents;
 use crate::graphql::error::{ApiError, normalise};
 use crate::graphql::{AppSchema, RequestInfo, SchemaDeps, Schemas, build_schemas};
 use crate::shared::Hub;
@@ -49,6 +50,8 @@ struct AppState {
     hub: Arc<Hub<AppSchema>>,
     /// Tokens recently checked.
     tokens: Arc<TokenCache>,
+    /// Query documents already parsed.
+    documents: Arc<Documents>,
 }
 
 /// A built server, bound and ready to run.
@@ -91,6 +94,7 @@ impl Application {
             ws_connections: Arc::new(Semaphore::new(settings.ws_max_connections)),
             hub: Arc::new(Hub::new(live.clone())),
             tokens,
+            documents: Arc::default(),
             schema: http,
             live,
             settings,
@@ -200,7 +204,9 @@ async fn graphql_get(
             return (StatusCode::BAD_REQUEST, Json(error_body(err))).into_response();
         }
     };
-    // Parsed once: execution takes the document from the request.
+    // Parsed once (or taken from the documents already parsed): execution takes the document
+    // from the request.
+    state.documents.prepare(&mut request);
     if request
         .parsed_query()
         .is_ok_and(crate::graphql::has_mutation)
@@ -310,9 +316,10 @@ async fn execute(state: AppState, headers: HeaderMap, request: async_graphql::Re
         let err = ApiError::Unauthenticated("this server requires a token for reads too".into());
         return (StatusCode::UNAUTHORIZED, Json(error_body(err))).into_response();
     }
-    // Parsed once: execution takes the document from the request (a document that does not
-    // parse is left for execution to report).
+    // Parsed once (or taken from the documents already parsed): execution takes the document
+    // from the request (a document that does not parse is left for execution to report).
     let mut request = request;
+    state.documents.prepare(&mut request);
     if request
         .parsed_query()
         .is_ok_and(|doc| crate::graphql::count_aliases(doc) > state.settings.max_aliases)

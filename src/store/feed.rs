@@ -162,6 +162,9 @@ impl Feed {
 
     /// Publishes every event below the horizon after the head.
     async fn read_new(&self) -> ReadOutcome {
+        if let Some(outcome) = self.skip_unheard().await {
+            return outcome;
+        }
         loop {
             let after = self.head();
             let page = match read::events_after(&self.pool, after, PAGE, None, None).await {
@@ -179,12 +182,46 @@ impl Feed {
                 let _ = self.shared.sender.send(Arc::new(event));
             }
             if !full {
-                return match read::events_beyond_horizon(&self.pool, self.head()).await {
-                    Ok(true) => ReadOutcome::Pending,
-                    Ok(false) => ReadOutcome::CaughtUp,
-                    Err(_) => ReadOutcome::Failed,
-                };
+                return self.horizon_outcome().await;
             }
+        }
+    }
+
+    /// With nobody subscribed, moves the head to the last committed event below the horizon
+    /// without reading the events (one index step instead of every row and payload), and
+    /// answers the pass's outcome; `None` when someone listens and the events must be read.
+    /// The check and the move happen under the head lock, which a subscriber also takes to
+    /// register, so a subscriber registers either before (and the events are read and
+    /// published as usual) or after (and starts from the new head).
+    async fn skip_unheard(&self) -> Option<ReadOutcome> {
+        if self.shared.sender.receiver_count() > 0 {
+            return None;
+        }
+        let last = match read::last_below_horizon(&self.pool, self.head()).await {
+            Ok(last) => last,
+            Err(e) => {
+                tracing::warn!(error = %e, "feed read failed; retrying");
+                return Some(ReadOutcome::Failed);
+            }
+        };
+        {
+            let mut head = self.shared.head.lock().expect("feed head lock");
+            if self.shared.sender.receiver_count() > 0 {
+                return None;
+            }
+            if let Some(last) = last {
+                *head = last;
+            }
+        }
+        Some(self.horizon_outcome().await)
+    }
+
+    /// Whether committed events wait behind the horizon after the head.
+    async fn horizon_outcome(&self) -> ReadOutcome {
+        match read::events_beyond_horizon(&self.pool, self.head()).await {
+            Ok(true) => ReadOutcome::Pending,
+            Ok(false) => ReadOutcome::CaughtUp,
+            Err(_) => ReadOutcome::Failed,
         }
     }
 

@@ -660,6 +660,29 @@ pub async fn existing_streams(
 pub(crate) const BELOW_HORIZON: &str =
     "transaction_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
 
+/// The cursor of the last event after `after` that is below the horizon, if any: where a
+/// reader nobody listens to can move without reading the events. One index step.
+pub async fn last_below_horizon(
+    pool: &PgPool,
+    after: EventCursor,
+) -> StoreResult<Option<EventCursor>> {
+    // language=PostgreSQL
+    let sql = format!(
+        "select transaction_id, position from events
+         where (transaction_id, position) > ($1, $2) and {BELOW_HORIZON}
+         order by transaction_id desc, position desc limit 1"
+    );
+    let row: Option<(i64, i64)> = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(after.transaction_id)
+        .bind(after.position)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(|(transaction_id, position)| EventCursor {
+        transaction_id,
+        position,
+    }))
+}
+
 /// Whether committed events after `after` exist that are not yet below the horizon.
 ///
 /// Such an event exists exactly when the last event in committed order is one (its

@@ -158,6 +158,7 @@ struct Gate {
     pool: PgPool,
     commands: Commands,
     held: sqlx::Transaction<'static, sqlx::Postgres>,
+    plugs: Vec<JoinHandle<Answer>>,
     queued: Vec<JoinHandle<Answer>>,
 }
 
@@ -171,16 +172,17 @@ impl Gate {
             .execute(&mut *held)
             .await
             .unwrap();
-        let gate = Self {
+        let mut gate = Self {
             pool: pool.clone(),
             commands: commands.clone(),
             held,
+            plugs: Vec::new(),
             queued: Vec::new(),
         };
         // One at a time, so that each committer takes one.
         for (n, plug) in plugs.into_iter().enumerate() {
-            let c = commands.clone();
-            tokio::spawn(async move { c.assess_commitment(&ctx(None), plug, None).await });
+            gate.plugs
+                .push(tokio::spawn(assess(commands, None, plug, None)));
             until("the committer waits at the gate", || async {
                 let waiting: i64 = sqlx::query_scalar(
                     "select count(*) from pg_locks l join pg_database d on d.oid = l.database
@@ -212,9 +214,13 @@ impl Gate {
         .await;
     }
 
-    /// Lets the plugs and then the queued batch through; the queued commands' answers.
+    /// Lets the plugs and then the queued batch through; the queued commands' answers, once
+    /// the plugs have committed too (the batch may finish before the other plug does).
     async fn release(self) -> Vec<Answer> {
         self.held.rollback().await.unwrap();
+        for plug in self.plugs {
+            assert!(plug.await.unwrap().is_ok(), "a plug command failed");
+        }
         let mut out = Vec::with_capacity(self.queued.len());
         for h in self.queued {
             out.push(h.await.unwrap());

@@ -439,3 +439,71 @@ async fn a_payload_read_from_its_text_is_the_event_its_json_tree_gives() {
     // The seed holds registrations, assessments, revisions, disputes and evidence.
     assert!(types.len() >= 5, "only {types:?}");
 }
+
+#[tokio::test]
+async fn with_nobody_listening_the_feed_moves_on_and_a_new_subscriber_starts_where_it_is() {
+    let (_db, pool) = fresh().await;
+    let feed = Feed::new(
+        pool.clone(),
+        FeedSettings {
+            poll_interval: Duration::from_millis(50),
+            capacity: 64,
+        },
+    )
+    .await
+    .unwrap();
+    tokio::spawn(feed.clone().run(std::future::pending()));
+    let append = |title: &'static str| {
+        let pool = pool.clone();
+        let feed = feed.clone();
+        async move {
+            let mut tx = pool.begin().await.unwrap();
+            let head = event_store::new_stream(&mut tx, Uuid::now_v7(), StreamType::Evidence)
+                .await
+                .unwrap();
+            let stored = event_store::append(&mut tx, &head, &[submitted(title)], &metadata())
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            feed.announce();
+            stored[0].cursor()
+        }
+    };
+    let mut last = EventCursor::START;
+    for title in ["one", "two", "three"] {
+        last = append(title).await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while feed.head() != last {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the head never moved on"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let mut live = feed.subscribe(None, EventFilter::default());
+    let mut from_start = feed.subscribe(Some(EventCursor::START), EventFilter::default());
+    let four = append("four").await;
+    let first_live = next_event(&mut live).await;
+    assert_eq!(
+        first_live.cursor(),
+        four,
+        "a live subscriber starts at the head"
+    );
+    let mut titles = Vec::new();
+    for _ in 0..4 {
+        let e = next_event(&mut from_start).await;
+        titles.push(e.payload["title"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(titles, ["one", "two", "three", "four"]);
+}
+
+async fn next_event(
+    events: &mut futures_util::stream::BoxStream<'static, std::sync::Arc<event_store::StoredEvent>>,
+) -> std::sync::Arc<event_store::StoredEvent> {
+    tokio::time::timeout(Duration::from_secs(30), events.next())
+        .await
+        .expect("an event in time")
+        .expect("the feed goes on")
+}
