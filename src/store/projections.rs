@@ -314,99 +314,26 @@ pub async fn apply_many(
                    funding, impact, appropriateness, delivery_status, rationale, evidence_ids,
                    evaluation, position, transaction_id, recorded_at, actor)",
     )
-    .bind(
-        assessed
-            .iter()
-            .map(|(_, e)| e.assessment_id)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        assessed
-            .iter()
-            .map(|(s, _)| s.stream_id)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        assessed
-            .iter()
-            .map(|(_, e)| e.assessor.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        assessed
-            .iter()
-            .map(|(_, e)| e.assessor_kind.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        assessed
-            .iter()
-            .map(|(_, e)| e.assessed_on)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        assessed
-            .iter()
-            .map(|(_, e)| rating(e.overall))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        assessed
-            .iter()
-            .map(|(_, e)| rating(e.aspects.met))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        assessed
-            .iter()
-            .map(|(_, e)| rating(e.aspects.funding))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        assessed
-            .iter()
-            .map(|(_, e)| rating(e.aspects.impact))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        assessed
-            .iter()
-            .map(|(_, e)| rating(e.aspects.appropriateness))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        assessed
-            .iter()
-            .map(|(_, e)| e.delivery_status.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        assessed
-            .iter()
-            .map(|(_, e)| e.rationale.as_str())
-            .collect::<Vec<_>>(),
-    )
+    .bind(column(&assessed, |(_, e)| e.assessment_id))
+    .bind(column(&assessed, |(s, _)| s.stream_id))
+    .bind(column(&assessed, |(_, e)| e.assessor.as_str()))
+    .bind(column(&assessed, |(_, e)| e.assessor_kind.as_str()))
+    .bind(column(&assessed, |(_, e)| e.assessed_on))
+    .bind(column(&assessed, |(_, e)| rating(e.overall)))
+    .bind(column(&assessed, |(_, e)| rating(e.aspects.met)))
+    .bind(column(&assessed, |(_, e)| rating(e.aspects.funding)))
+    .bind(column(&assessed, |(_, e)| rating(e.aspects.impact)))
+    .bind(column(&assessed, |(_, e)| {
+        rating(e.aspects.appropriateness)
+    }))
+    .bind(column(&assessed, |(_, e)| e.delivery_status.as_str()))
+    .bind(column(&assessed, |(_, e)| e.rationale.as_str()))
     .bind(&evidence)
-    .bind(
-        assessed
-            .iter()
-            .map(|(_, e)| e.evaluation.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind(assessed.iter().map(|(s, _)| s.position).collect::<Vec<_>>())
-    .bind(
-        assessed
-            .iter()
-            .map(|(s, _)| s.transaction_id)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        assessed
-            .iter()
-            .map(|(s, _)| s.recorded_at)
-            .collect::<Vec<_>>(),
-    )
-    .bind(assessed.iter().map(|(s, _)| s.actor()).collect::<Vec<_>>())
+    .bind(column(&assessed, |(_, e)| e.evaluation.as_deref()))
+    .bind(column(&assessed, |(s, _)| s.position))
+    .bind(column(&assessed, |(s, _)| s.transaction_id))
+    .bind(column(&assessed, |(s, _)| s.recorded_at))
+    .bind(column(&assessed, |(s, _)| s.actor()))
     .execute(&mut *conn)
     .await?;
     // The same rule as one verdict at a time: the current assessment is the latest by
@@ -428,41 +355,21 @@ pub async fn apply_many(
                      transaction_id)
           where c.id = u.id",
     )
-    .bind(
-        assessed
-            .iter()
-            .map(|(s, _)| s.stream_id)
-            .collect::<Vec<_>>(),
-    )
-    .bind(assessed.iter().map(|(s, _)| s.version).collect::<Vec<_>>())
-    .bind(
-        assessed
-            .iter()
-            .map(|(s, _)| s.recorded_at)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        assessed
-            .iter()
-            .map(|(_, e)| e.assessment_id)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        assessed
-            .iter()
-            .map(|(_, e)| e.assessed_on)
-            .collect::<Vec<_>>(),
-    )
-    .bind(assessed.iter().map(|(s, _)| s.position).collect::<Vec<_>>())
-    .bind(
-        assessed
-            .iter()
-            .map(|(s, _)| s.transaction_id)
-            .collect::<Vec<_>>(),
-    )
+    .bind(column(&assessed, |(s, _)| s.stream_id))
+    .bind(column(&assessed, |(s, _)| s.version))
+    .bind(column(&assessed, |(s, _)| s.recorded_at))
+    .bind(column(&assessed, |(_, e)| e.assessment_id))
+    .bind(column(&assessed, |(_, e)| e.assessed_on))
+    .bind(column(&assessed, |(s, _)| s.position))
+    .bind(column(&assessed, |(s, _)| s.transaction_id))
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// One column of a batch's rows, for binding as an array.
+fn column<'a, R, T>(rows: &'a [R], value: impl Fn(&'a R) -> T) -> Vec<T> {
+    rows.iter().map(value).collect()
 }
 
 async fn bump_commitment(conn: &mut PgConnection, stored: &StoredEvent) -> StoreResult<()> {

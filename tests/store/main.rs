@@ -79,6 +79,21 @@ async fn seeded() -> (TestDatabase, PgPool, Commands) {
     (db, pool, commands)
 }
 
+/// A live feed over `pool`, reading (50 ms poll, 64 buffered events).
+async fn running_feed(pool: &PgPool) -> Feed {
+    let feed = Feed::new(
+        pool.clone(),
+        FeedSettings {
+            poll_interval: Duration::from_millis(50),
+            capacity: 64,
+        },
+    )
+    .await
+    .unwrap();
+    tokio::spawn(feed.clone().run(std::future::pending()));
+    feed
+}
+
 #[tokio::test]
 async fn every_stored_hash_recomputes_from_its_predecessor_and_streams_hold_the_chain_head() {
     let (_db, pool) = fresh().await;
@@ -186,16 +201,7 @@ async fn a_second_writer_waits_for_the_stream_lock_and_sees_the_first_ones_versi
 #[tokio::test]
 async fn a_late_committing_transaction_is_delivered_once_in_cursor_order() {
     let (_db, pool) = fresh().await;
-    let feed = Feed::new(
-        pool.clone(),
-        FeedSettings {
-            poll_interval: Duration::from_millis(50),
-            capacity: 64,
-        },
-    )
-    .await
-    .unwrap();
-    tokio::spawn(feed.clone().run(std::future::pending()));
+    let feed = running_feed(&pool).await;
     let mut events = feed.subscribe(Some(EventCursor::START), EventFilter::default());
 
     // A takes the lower position and commits last; B commits first.
@@ -443,16 +449,7 @@ async fn a_payload_read_from_its_text_is_the_event_its_json_tree_gives() {
 #[tokio::test]
 async fn with_nobody_listening_the_feed_moves_on_and_a_new_subscriber_starts_where_it_is() {
     let (_db, pool) = fresh().await;
-    let feed = Feed::new(
-        pool.clone(),
-        FeedSettings {
-            poll_interval: Duration::from_millis(50),
-            capacity: 64,
-        },
-    )
-    .await
-    .unwrap();
-    tokio::spawn(feed.clone().run(std::future::pending()));
+    let feed = running_feed(&pool).await;
     let append = |title: &'static str| {
         let pool = pool.clone();
         let feed = feed.clone();
