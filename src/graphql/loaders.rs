@@ -96,8 +96,15 @@ fn batches<K: Copy, P: Copy + PartialEq>(keys: &[K], part: impl Fn(&K) -> P) -> 
     out
 }
 
+/// Rows shared by every waiter of a key (and by the answers built from them) without copying.
+pub type Shared<T> = Arc<Vec<Arc<T>>>;
+
+fn shared<T>(rows: Vec<T>) -> Shared<T> {
+    Arc::new(rows.into_iter().map(Arc::new).collect())
+}
+
 impl Loader<AssessmentsOf> for Loaders {
-    type Value = Arc<Vec<AssessmentRow>>;
+    type Value = Shared<AssessmentRow>;
     type Error = LoadError;
 
     async fn load(
@@ -113,31 +120,44 @@ impl Loader<AssessmentsOf> for Loaders {
                 rows.into_iter().map(|r| (r.commitment_id, r)),
                 |id| AssessmentsOf(id, filter),
             );
-            out.extend(grouped.into_iter().map(|(k, rows)| (k, Arc::new(rows))));
+            out.extend(grouped.into_iter().map(|(k, rows)| (k, shared(rows))));
         }
         Ok(out)
     }
 }
 
 impl Loader<LatestAssessmentsOf> for Loaders {
-    type Value = Arc<Vec<AssessmentRow>>;
+    type Value = Shared<AssessmentRow>;
     type Error = LoadError;
 
+    /// Keys of one filter share one statement: each commitment's window is read once, as long
+    /// as the longest asked for, and every key gets its newest part (a list asking for both
+    /// `currentAssessment` and `assessments(last: 5)` reads five rows per commitment, not six).
     async fn load(
         &self,
         keys: &[LatestAssessmentsOf],
     ) -> Result<HashMap<LatestAssessmentsOf, Self::Value>, LoadError> {
         let mut out = HashMap::with_capacity(keys.len());
-        for ((count, filter), batch) in batches(keys, |k| (k.1, k.2)) {
-            let ids: Vec<Uuid> = batch.iter().map(|k| k.0).collect();
+        for (filter, batch) in batches(keys, |k| k.2) {
+            let count = batch.iter().map(|k| k.1).max().unwrap_or(0);
+            let mut ids: Vec<Uuid> = batch.iter().map(|k| k.0).collect();
+            ids.sort_unstable();
+            ids.dedup();
             let rows =
                 read::latest_assessments_for(&self.pool, &ids, i64::from(count), filter).await?;
-            let grouped = group(
-                &batch,
-                rows.into_iter().map(|r| (r.commitment_id, r)),
-                |id| LatestAssessmentsOf(id, count, filter),
-            );
-            out.extend(grouped.into_iter().map(|(k, rows)| (k, Arc::new(rows))));
+            let mut windows: HashMap<Uuid, Vec<Arc<AssessmentRow>>> =
+                HashMap::with_capacity(ids.len());
+            for row in rows {
+                windows
+                    .entry(row.commitment_id)
+                    .or_default()
+                    .push(Arc::new(row));
+            }
+            for key in batch {
+                let window = windows.get(&key.0).map_or(&[][..], Vec::as_slice);
+                let n = window.len().min(usize::from(key.1));
+                out.insert(key, Arc::new(window[..n].to_vec()));
+            }
         }
         Ok(out)
     }
@@ -162,7 +182,7 @@ impl Loader<PreviousOf> for Loaders {
 }
 
 impl Loader<EvidenceOf> for Loaders {
-    type Value = Arc<Vec<EvidenceRow>>;
+    type Value = Shared<EvidenceRow>;
     type Error = LoadError;
 
     async fn load(
@@ -173,7 +193,7 @@ impl Loader<EvidenceOf> for Loaders {
         let rows = read::evidence_for(&self.pool, &ids).await?;
         Ok(group(keys, rows, EvidenceOf)
             .into_iter()
-            .map(|(k, v)| (k, Arc::new(v)))
+            .map(|(k, v)| (k, shared(v)))
             .collect())
     }
 }

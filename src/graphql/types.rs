@@ -290,9 +290,9 @@ impl Source {
         }
     }
     /// Wraps an evidence row.
-    pub fn evidence(&self, row: EvidenceRow) -> Evidence {
+    pub fn evidence(&self, row: impl Into<Arc<EvidenceRow>>) -> Evidence {
         Evidence {
-            row,
+            row: row.into(),
             source: self.clone(),
         }
     }
@@ -369,9 +369,8 @@ impl Source {
             .load_one(AssessmentsOf(commitment, self.filter()))
             .await
             .api()?
-            .map(Arc::unwrap_or_clone)
             .unwrap_or_default();
-        Ok(Arc::new(Assessment::timeline(rows, self)))
+        Ok(Arc::new(Assessment::timeline(&rows, self)))
     }
 
     /// A commitment's latest `n` assessments, oldest first, without reading the whole
@@ -382,16 +381,14 @@ impl Source {
         commitment: Uuid,
         n: u16,
     ) -> ApiResult<Vec<Assessment>> {
-        let mut rows = loader(ctx)?
+        let rows = loader(ctx)?
             .load_one(LatestAssessmentsOf(commitment, n, self.filter()))
             .await
             .api()?
-            .map(Arc::unwrap_or_clone)
             .unwrap_or_default();
         // A full window may have older assessments before it.
         let more = rows.len() == usize::from(n);
-        rows.reverse();
-        Ok(Assessment::window(rows, more, self))
+        Ok(Assessment::window(rows.iter().rev(), more, self))
     }
 
     /// The evidence concerning a commitment, oldest first.
@@ -401,7 +398,11 @@ impl Source {
         commitment: Uuid,
     ) -> ApiResult<Vec<Evidence>> {
         let rows = match self {
-            Source::View(view) => view.evidence_for(commitment),
+            Source::View(view) => view
+                .evidence_for(commitment)
+                .into_iter()
+                .map(Arc::new)
+                .collect(),
             Source::Live => live_list(ctx, EvidenceOf(commitment)).await?,
         };
         Ok(rows.into_iter().map(|r| self.evidence(r)).collect())
@@ -522,14 +523,19 @@ pub enum Previous {
 
 impl Assessment {
     /// Links one commitment's assessments, already in timeline order, each to the one before.
-    pub fn timeline(rows: Vec<AssessmentRow>, source: &Source) -> Vec<Assessment> {
+    pub fn timeline(rows: &[Arc<AssessmentRow>], source: &Source) -> Vec<Assessment> {
         Assessment::window(rows, false, source)
     }
 
     /// Links the latest part of a timeline (oldest first), each to the one before; the
     /// first one's predecessor is looked up if asked for when `more` may precede it.
-    pub fn window(rows: Vec<AssessmentRow>, more: bool, source: &Source) -> Vec<Assessment> {
-        let mut out: Vec<Assessment> = Vec::with_capacity(rows.len());
+    pub fn window<'r>(
+        rows: impl IntoIterator<Item = &'r Arc<AssessmentRow>>,
+        more: bool,
+        source: &Source,
+    ) -> Vec<Assessment> {
+        let rows = rows.into_iter();
+        let mut out: Vec<Assessment> = Vec::with_capacity(rows.size_hint().0);
         for row in rows {
             let previous = match out.last() {
                 Some(before) => Previous::Linked(Some(Arc::new(before.clone()))),
@@ -537,7 +543,7 @@ impl Assessment {
                 None => Previous::Linked(None),
             };
             out.push(Assessment {
-                row: Arc::new(row),
+                row: row.clone(),
                 previous,
                 source: source.clone(),
             });
@@ -670,7 +676,7 @@ impl Assessment {
 #[derive(Clone)]
 pub struct Evidence {
     /// The evidence.
-    pub row: EvidenceRow,
+    pub row: Arc<EvidenceRow>,
     /// Where related records come from.
     pub source: Source,
 }

@@ -203,19 +203,6 @@ pub struct CommitmentFilter {
     pub delivery_status: Option<DeliveryStatus>,
 }
 
-fn parse_enum<T>(row: &PgRow, col: &str, parse: fn(&str) -> Option<T>) -> Result<T, sqlx::Error> {
-    let s: String = row.try_get(col)?;
-    parse(&s).ok_or_else(|| sqlx::Error::Decode(format!("unknown {col} {s:?}").into()))
-}
-
-fn parse_rating(row: &PgRow, col: &str) -> Result<Option<Rating>, sqlx::Error> {
-    let s: Option<String> = row.try_get(col)?;
-    s.map(|s| {
-        Rating::parse(&s).ok_or_else(|| sqlx::Error::Decode(format!("unknown rating {s:?}").into()))
-    })
-    .transpose()
-}
-
 fn cursor(row: &PgRow) -> Result<EventCursor, sqlx::Error> {
     Ok(EventCursor {
         transaction_id: row.try_get("transaction_id")?,
@@ -223,73 +210,138 @@ fn cursor(row: &PgRow) -> Result<EventCursor, sqlx::Error> {
     })
 }
 
+/// A row's columns read by position, in the order a `*_COLUMNS` list names them, from a first
+/// index: lists decode thousands of columns per answer, and finding each by name cost a
+/// hash lookup. Debug builds check every name against the list, so a reordered list fails
+/// the tests rather than swapping two fields of the same type.
+struct Columns<'r> {
+    row: &'r PgRow,
+    next: usize,
+}
+
+impl<'r> Columns<'r> {
+    fn from(row: &'r PgRow, first: usize) -> Self {
+        Self { row, next: first }
+    }
+
+    fn get<T>(&mut self, name: &str) -> Result<T, sqlx::Error>
+    where
+        T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
+    {
+        use sqlx::Column;
+        let i = self.next;
+        debug_assert_eq!(self.row.columns().get(i).map(|c| c.name()), Some(name));
+        self.next += 1;
+        self.row.try_get(i)
+    }
+
+    fn parse<T>(&mut self, name: &str, parse: fn(&str) -> Option<T>) -> Result<T, sqlx::Error> {
+        let s: &str = self.get(name)?;
+        parse(s).ok_or_else(|| sqlx::Error::Decode(format!("unknown {name} {s:?}").into()))
+    }
+
+    fn rating(&mut self, name: &str) -> Result<Option<Rating>, sqlx::Error> {
+        let s: Option<&str> = self.get(name)?;
+        s.map(|s| {
+            Rating::parse(s)
+                .ok_or_else(|| sqlx::Error::Decode(format!("unknown rating {s:?}").into()))
+        })
+        .transpose()
+    }
+
+    /// `position, transaction_id`, in that order.
+    fn cursor(&mut self) -> Result<EventCursor, sqlx::Error> {
+        let position = self.get("position")?;
+        Ok(EventCursor {
+            transaction_id: self.get("transaction_id")?,
+            position,
+        })
+    }
+}
+
+/// Decodes [`COMMITMENT_COLUMNS`].
 fn commitment(row: &PgRow) -> Result<CommitmentRow, sqlx::Error> {
+    let mut c = Columns::from(row, 0);
     Ok(CommitmentRow {
-        id: row.try_get("id")?,
-        slug: row.try_get("slug")?,
-        title: row.try_get("title")?,
-        description: row.try_get("description")?,
-        area: row.try_get("area")?,
-        policy_source: row.try_get("policy_source")?,
-        target: row.try_get("target")?,
-        due_date: row.try_get("due_date")?,
-        owner: row.try_get("owner")?,
-        announced_on: row.try_get("announced_on")?,
-        version: row.try_get("version")?,
-        current_assessment_id: row.try_get("current_assessment_id")?,
-        registered_position: row.try_get("registered_position")?,
-        registered_at: row.try_get("registered_at")?,
-        updated_at: row.try_get("updated_at")?,
+        id: c.get("id")?,
+        slug: c.get("slug")?,
+        title: c.get("title")?,
+        description: c.get("description")?,
+        area: c.get("area")?,
+        policy_source: c.get("policy_source")?,
+        target: c.get("target")?,
+        due_date: c.get("due_date")?,
+        owner: c.get("owner")?,
+        announced_on: c.get("announced_on")?,
+        version: c.get("version")?,
+        current_assessment_id: c.get("current_assessment_id")?,
+        registered_position: c.get("registered_position")?,
+        registered_at: c.get("registered_at")?,
+        updated_at: c.get("updated_at")?,
         cursor: EventCursor {
-            transaction_id: row.try_get("last_transaction_id")?,
-            position: row.try_get("last_position")?,
+            transaction_id: c.get("last_transaction_id")?,
+            position: c.get("last_position")?,
         },
     })
 }
 
+/// Decodes [`ASSESSMENT_COLUMNS`].
 fn assessment(row: &PgRow) -> Result<AssessmentRow, sqlx::Error> {
+    assessment_at(row, 0)
+}
+
+/// Decodes [`ASSESSMENT_COLUMNS`] from column `first` on.
+fn assessment_at(row: &PgRow, first: usize) -> Result<AssessmentRow, sqlx::Error> {
+    let mut c = Columns::from(row, first);
     Ok(AssessmentRow {
-        id: row.try_get("id")?,
-        commitment_id: row.try_get("commitment_id")?,
-        assessor: row.try_get("assessor")?,
-        assessor_kind: parse_enum(row, "assessor_kind", AssessorKind::parse)?,
-        assessed_on: row.try_get("assessed_on")?,
-        overall: parse_rating(row, "overall")?,
+        id: c.get("id")?,
+        commitment_id: c.get("commitment_id")?,
+        assessor: c.get("assessor")?,
+        assessor_kind: c.parse("assessor_kind", AssessorKind::parse)?,
+        assessed_on: c.get("assessed_on")?,
+        overall: c.rating("overall")?,
         aspects: Aspects {
-            met: parse_rating(row, "met")?,
-            funding: parse_rating(row, "funding")?,
-            impact: parse_rating(row, "impact")?,
-            appropriateness: parse_rating(row, "appropriateness")?,
+            met: c.rating("met")?,
+            funding: c.rating("funding")?,
+            impact: c.rating("impact")?,
+            appropriateness: c.rating("appropriateness")?,
         },
-        delivery_status: parse_enum(row, "delivery_status", DeliveryStatus::parse)?,
-        rationale: row.try_get("rationale")?,
-        evidence_ids: row.try_get("evidence_ids")?,
-        evaluation: row.try_get("evaluation")?,
-        cursor: cursor(row)?,
-        recorded_at: row.try_get("recorded_at")?,
-        actor: row.try_get("actor")?,
+        delivery_status: c.parse("delivery_status", DeliveryStatus::parse)?,
+        rationale: c.get("rationale")?,
+        evidence_ids: c.get("evidence_ids")?,
+        evaluation: c.get("evaluation")?,
+        cursor: c.cursor()?,
+        recorded_at: c.get("recorded_at")?,
+        actor: c.get("actor")?,
     })
 }
 
-fn evidence(row: &PgRow) -> Result<EvidenceRow, sqlx::Error> {
+/// Decodes [`EVIDENCE_COLUMNS`] from column `first` on.
+fn evidence_at(row: &PgRow, first: usize) -> Result<EvidenceRow, sqlx::Error> {
+    let mut c = Columns::from(row, first);
     Ok(EvidenceRow {
-        id: row.try_get("id")?,
-        commitment_ids: row.try_get("commitment_ids")?,
-        title: row.try_get("title")?,
-        summary: row.try_get("summary")?,
-        source_url: row.try_get("source_url")?,
-        submitted_by: row.try_get("submitted_by")?,
-        organisation: row.try_get("organisation")?,
-        submitted_on: row.try_get("submitted_on")?,
-        kind: parse_enum(row, "kind", EvidenceKind::parse)?,
-        retracted: row.try_get("retracted")?,
-        retraction_reason: row.try_get("retraction_reason")?,
-        retracted_on: row.try_get("retracted_on")?,
-        version: row.try_get("version")?,
-        cursor: cursor(row)?,
-        recorded_at: row.try_get("recorded_at")?,
-        actor: row.try_get("actor")?,
+        id: c.get("id")?,
+        commitment_ids: c.get("commitment_ids")?,
+        title: c.get("title")?,
+        summary: c.get("summary")?,
+        source_url: c.get("source_url")?,
+        submitted_by: c.get("submitted_by")?,
+        organisation: c.get("organisation")?,
+        submitted_on: c.get("submitted_on")?,
+        kind: c.parse("kind", EvidenceKind::parse)?,
+        retracted: c.get("retracted")?,
+        retraction_reason: c.get("retraction_reason")?,
+        retracted_on: c.get("retracted_on")?,
+        version: c.get("version")?,
+        cursor: c.cursor()?,
+        recorded_at: c.get("recorded_at")?,
+        actor: c.get("actor")?,
     })
+}
+
+/// Decodes [`EVIDENCE_COLUMNS`].
+fn evidence(row: &PgRow) -> Result<EvidenceRow, sqlx::Error> {
+    evidence_at(row, 0)
 }
 
 fn dispute(row: &PgRow) -> Result<DisputeRow, sqlx::Error> {
@@ -515,7 +567,7 @@ pub async fn assessments_before(
         .fetch_all(pool)
         .await?;
     rows.iter()
-        .map(|r| Ok((r.try_get("of_assessment")?, assessment(r)?)))
+        .map(|r| Ok((r.try_get(0)?, assessment_at(r, 1)?)))
         .collect::<Result<_, sqlx::Error>>()
         .map_err(Into::into)
 }
@@ -556,7 +608,7 @@ pub async fn evidence_for(
         .fetch_all(pool)
         .await?;
     rows.iter()
-        .map(|r| Ok((r.try_get("for_commitment")?, evidence(r)?)))
+        .map(|r| Ok((r.try_get(0)?, evidence_at(r, 1)?)))
         .collect::<Result<_, sqlx::Error>>()
         .map_err(Into::into)
 }
