@@ -7,6 +7,7 @@ pub mod inputs;
 pub mod loaders;
 pub mod mutation;
 pub mod panics;
+pub mod prefetch;
 pub mod query;
 pub mod scalars;
 pub mod subscription;

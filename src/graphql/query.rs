@@ -3,6 +3,7 @@
 use super::error::{ApiError, ApiResult, OrApi};
 use super::inputs::parse_id;
 use super::loaders::{CommitmentById, EvidenceById};
+use super::prefetch::Plan;
 use super::scalars::Date;
 use super::types::{
     Assessment, Commitment, CommitmentConnection, DeliveryStatus, EventConnection, Evidence,
@@ -70,6 +71,7 @@ impl Query {
                 after.is_some(),
                 TotalCount::Known(total),
                 &source,
+                None,
             ));
         }
         let rows = read::list_commitments(
@@ -80,12 +82,15 @@ impl Query {
         )
         .await
         .api()?;
+        let page: Vec<_> = rows.iter().take(limit as usize).map(|r| r.id).collect();
+        let prefetched = Plan::of(ctx)?.load(ctx, &page).await?;
         Ok(commitment_connection(
             rows,
             limit,
             after.is_some(),
             TotalCount::Commitments(filter),
             &Source::Live,
+            prefetched,
         ))
     }
 

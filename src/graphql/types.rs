@@ -5,6 +5,7 @@ use super::loaders::{
     AssessmentsOf, CommitmentById, DisputesOf, EvidenceById, EvidenceOf, LatestAssessmentsOf,
     Loaders, PreviousOf, RevisionsOf,
 };
+use super::prefetch::Prefetched;
 use super::scalars::Date;
 use crate::domain::rating as domain;
 use crate::store::cursor::{EventCursor, ListCursor};
@@ -117,6 +118,8 @@ pub struct Commitment {
     pub row: CommitmentRow,
     /// Where related records come from.
     pub source: Source,
+    /// What its page loaded for all its commitments at once, if anything.
+    pub prefetched: Option<Arc<Prefetched>>,
 }
 
 #[Object]
@@ -182,7 +185,7 @@ impl Commitment {
         kind: Option<AssessorKind>,
     ) -> ApiResult<Option<Assessment>> {
         if kind.is_none() {
-            return Ok(self.source.latest(ctx, self.row.id, 1).await?.pop());
+            return Ok(self.latest(ctx, 1).await?.pop());
         }
         let all = self.timeline(ctx).await?;
         let kind = kind.map(domain::AssessorKind::from);
@@ -202,13 +205,23 @@ impl Commitment {
         match last {
             Some(n) => {
                 let n = count_argument(ctx, "last", n)? as u16;
-                self.source.latest(ctx, self.row.id, n).await
+                self.latest(ctx, n).await
             }
             None => Ok(self.timeline(ctx).await?.as_ref().clone()),
         }
     }
     /// The evidence that concerns it, oldest first.
     async fn evidence(&self, ctx: &Context<'_>) -> ApiResult<Vec<Evidence>> {
+        if let Some(rows) = self
+            .prefetched
+            .as_ref()
+            .and_then(|p| p.evidence(self.row.id))
+        {
+            return Ok(rows
+                .iter()
+                .map(|r| self.source.evidence(r.clone()))
+                .collect());
+        }
         self.source.evidence_of(ctx, self.row.id).await
     }
     /// Changes to its terms (deadline extensions, restated targets), oldest first.
@@ -264,6 +277,19 @@ impl Commitment {
 }
 
 impl Commitment {
+    /// Its latest `n` assessments, oldest first: from what its page loaded if that covers
+    /// them, else through the loader.
+    async fn latest(&self, ctx: &Context<'_>, n: u16) -> ApiResult<Vec<Assessment>> {
+        match self
+            .prefetched
+            .as_ref()
+            .and_then(|p| p.latest(self.row.id, n))
+        {
+            Some(newest_first) => Ok(Assessment::latest(newest_first, n, &self.source)),
+            None => self.source.latest(ctx, self.row.id, n).await,
+        }
+    }
+
     async fn timeline(&self, ctx: &Context<'_>) -> ApiResult<Arc<Vec<Assessment>>> {
         self.source.timeline(ctx, self.row.id).await
     }
@@ -287,6 +313,7 @@ impl Source {
         Commitment {
             row,
             source: self.clone(),
+            prefetched: None,
         }
     }
     /// Wraps an evidence row.
@@ -386,9 +413,7 @@ impl Source {
             .await
             .api()?
             .unwrap_or_default();
-        // A full window may have older assessments before it.
-        let more = rows.len() == usize::from(n);
-        Ok(Assessment::window(rows.iter().rev(), more, self))
+        Ok(Assessment::latest(&rows, n, self))
     }
 
     /// The evidence concerning a commitment, oldest first.
@@ -525,6 +550,14 @@ impl Assessment {
     /// Links one commitment's assessments, already in timeline order, each to the one before.
     pub fn timeline(rows: &[Arc<AssessmentRow>], source: &Source) -> Vec<Assessment> {
         Assessment::window(rows, false, source)
+    }
+
+    /// Links a commitment's newest `n` assessments (given newest first, at most `n`) into
+    /// the end of its timeline, oldest first.
+    pub fn latest(newest_first: &[Arc<AssessmentRow>], n: u16, source: &Source) -> Vec<Assessment> {
+        // A full window may have older assessments before it.
+        let more = newest_first.len() == usize::from(n);
+        Assessment::window(newest_first.iter().rev(), more, source)
     }
 
     /// Links the latest part of a timeline (oldest first), each to the one before; the
@@ -983,6 +1016,7 @@ pub fn commitment_connection(
     has_previous: bool,
     total: TotalCount,
     source: &Source,
+    prefetched: Option<Arc<Prefetched>>,
 ) -> CommitmentConnection {
     let has_next = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
@@ -991,7 +1025,10 @@ pub fn commitment_connection(
     conn.edges.extend(rows.into_iter().map(|c| {
         Edge::new(
             ListCursor(c.registered_position).encode(),
-            source.commitment(c),
+            Commitment {
+                prefetched: prefetched.clone(),
+                ..source.commitment(c)
+            },
         )
     }));
     conn

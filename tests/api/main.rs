@@ -4,6 +4,7 @@ mod bench;
 mod helpers;
 mod hostile;
 mod immutability;
+mod lists;
 mod live;
 mod node;
 mod processes;

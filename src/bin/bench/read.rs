@@ -50,7 +50,6 @@ order by c.registered_position
 limit 50";
 
 /// One row of the hand-written answer, decoded as a client would.
-#[allow(dead_code)]
 #[derive(sqlx::FromRow)]
 struct ListRow {
     id: Uuid,
@@ -62,6 +61,46 @@ struct ListRow {
     assessed_on: Option<chrono::NaiveDate>,
     latest: Value,
     evidence: Value,
+}
+
+impl ListRow {
+    /// The node the API answers for this row.
+    fn node(self) -> Value {
+        let titles: Vec<Value> = self
+            .evidence
+            .as_array()
+            .map(|t| t.iter().map(|t| json!({ "title": t })).collect())
+            .unwrap_or_default();
+        json!({
+            "id": self.id.to_string(),
+            "slug": self.slug,
+            "title": self.title,
+            "dueDate": self.due_date.map(|d| d.to_string()),
+            "currentAssessment": self.assessed_on.map(|on| json!({
+                "overall": self.overall,
+                "deliveryStatus": self.delivery_status,
+                "assessedOn": on.to_string(),
+            })),
+            "assessments": self.latest,
+            "evidence": titles,
+        })
+    }
+}
+
+/// Before anything is timed: the API answers exactly what the hand-written statement does,
+/// node by node (the timed loops then check each answer's shape).
+async fn same_answer(client: &mut Client, body: Bytes, db_url: &str) -> anyhow::Result<()> {
+    let data = client.post(body).await?;
+    let pool = PgPool::connect(db_url).await?;
+    let rows: Vec<ListRow> = sqlx::query_as(LIST_SQL).fetch_all(&pool).await?;
+    pool.close().await;
+    let expected = Value::Array(rows.into_iter().map(ListRow::node).collect());
+    anyhow::ensure!(
+        data["commitments"]["nodes"] == expected,
+        "the API's list differs from the hand-written statement's:\n{}\n{expected}",
+        data["commitments"]["nodes"]
+    );
+    Ok(())
 }
 
 struct Lister {
@@ -131,6 +170,7 @@ pub async fn run(server_url: &str, args: &ReadArgs) -> anyhow::Result<Value> {
         }
         let expect = args.commitments.min(50);
         let body: Bytes = serde_json::to_vec(&json!({ "query": LIST }))?.into();
+        same_answer(&mut setup, body.clone(), &db.url).await?;
         let duration = Duration::from_secs_f64(args.seconds);
         let mut levels = Vec::new();
         for &connections in &args.connections {
