@@ -99,6 +99,11 @@ fn batches<K: Copy, P: Copy + PartialEq>(keys: &[K], part: impl Fn(&K) -> P) -> 
 /// Rows shared by every waiter of a key (and by the answers built from them) without copying.
 pub type Shared<T> = Arc<Vec<Arc<T>>>;
 
+/// The newest `n` of a window held newest first.
+pub fn newest<T>(window: &[T], n: u16) -> &[T] {
+    &window[..window.len().min(usize::from(n))]
+}
+
 fn shared<T>(rows: Vec<T>) -> Shared<T> {
     Arc::new(rows.into_iter().map(Arc::new).collect())
 }
@@ -155,8 +160,7 @@ impl Loader<LatestAssessmentsOf> for Loaders {
             }
             for key in batch {
                 let window = windows.get(&key.0).map_or(&[][..], Vec::as_slice);
-                let n = window.len().min(usize::from(key.1));
-                out.insert(key, Arc::new(window[..n].to_vec()));
+                out.insert(key, Arc::new(newest(window, key.1).to_vec()));
             }
         }
         Ok(out)

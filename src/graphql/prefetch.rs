@@ -7,7 +7,7 @@
 //! cover asks the loader as before.
 
 use super::error::{ApiResult, OrApi};
-use super::loaders::{EvidenceOf, LatestAssessmentsOf, Shared};
+use super::loaders::{EvidenceOf, LatestAssessmentsOf, Shared, newest};
 use super::types::{MAX_PAGE, PageLimit, loader};
 use crate::store::read::{AssessmentRow, EvidenceRow};
 use crate::store::replay::TimeFilter;
@@ -121,8 +121,10 @@ impl Prefetched {
         if n > *window {
             return None;
         }
-        let rows = rows.get(&commitment).map_or(&[][..], |r| r.as_slice());
-        Some(&rows[..rows.len().min(usize::from(n))])
+        Some(newest(
+            rows.get(&commitment).map_or(&[][..], |r| r.as_slice()),
+            n,
+        ))
     }
 
     /// A commitment's evidence, oldest first, if the page loaded it.
