@@ -1,6 +1,7 @@
 //! Configuration: one typed struct per command, read from flags and the environment.
 
 use crate::domain::scorecard::ScorecardRule;
+use crate::graphql::gateway::PersistedMode;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -126,6 +127,11 @@ pub struct ServeArgs {
     /// reads within this time (a revocation through this server, at once).
     #[arg(long, env = "TOKEN_CACHE_SECS", default_value_t = 5)]
     pub token_cache_secs: u64,
+    /// Run only registered documents (trusted documents): a request names a registered
+    /// document by its hash, or sends a text whose hash is registered; only an admin token
+    /// registers one (by sending a document with its hash, as automatic persisted queries do).
+    #[arg(long, env = "PERSISTED_QUERIES_ONLY", default_value_t = false)]
+    pub persisted_queries_only: bool,
 }
 
 /// Everything the server needs, resolved.
@@ -165,6 +171,8 @@ pub struct Settings {
     pub require_token_for_reads: bool,
     /// How long a checked token is trusted.
     pub token_cache: Duration,
+    /// Whether any document runs, or only registered ones.
+    pub persisted_mode: PersistedMode,
 }
 
 impl Settings {
@@ -188,6 +196,11 @@ impl Settings {
             max_page_size: i32::from(args.max_page_size.max(1)),
             require_token_for_reads: args.require_token_for_reads,
             token_cache: Duration::from_secs(args.token_cache_secs),
+            persisted_mode: if args.persisted_queries_only {
+                PersistedMode::Only
+            } else {
+                PersistedMode::Automatic
+            },
         }
     }
 

@@ -27,8 +27,11 @@ pub mod commands;
 pub mod config;
 /// The domain: events, commands and rules, without I/O.
 pub mod domain;
-/// The GraphQL schema: queries, mutations, subscriptions, errors, loaders.
+/// The GraphQL schema: queries, mutations, subscriptions, errors, loaders, and the gateway
+/// every operation passes (persisted queries, limits, codes, field order).
 pub mod graphql;
+/// The HTTP surface: GraphQL over HTTP, GraphiQL, WebSocket, health; one file per route family.
+pub mod http;
 /// The seed data set and its import.
 pub mod seed;
 /// Shared execution of identical subscriptions.
@@ -39,5 +42,3 @@ pub mod startup;
 pub mod store;
 /// Logging.
 pub mod telemetry;
-/// WebSocket transport: both protocols, keep-alives, a bound on subscriptions.
-pub mod ws;

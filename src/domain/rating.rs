@@ -128,8 +128,12 @@ pub enum Direction {
     Improved,
     /// A worse overall rating than before.
     Declined,
-    /// The same overall rating (or no rating on either side).
+    /// The same overall rating, or no overall rating on either side.
     Unchanged,
+    /// An overall rating where the verdict it replaced gave none.
+    Rated,
+    /// No overall rating where the verdict it replaced gave one.
+    Unrated,
 }
 
 impl Direction {
@@ -140,7 +144,9 @@ impl Direction {
             Some(prev) => match (prev.map(Rating::rank), current.map(Rating::rank)) {
                 (Some(a), Some(b)) if b > a => Direction::Improved,
                 (Some(a), Some(b)) if b < a => Direction::Declined,
-                _ => Direction::Unchanged,
+                (Some(_), Some(_)) | (None, None) => Direction::Unchanged,
+                (None, Some(_)) => Direction::Rated,
+                (Some(_), None) => Direction::Unrated,
             },
         }
     }
@@ -167,24 +173,33 @@ mod tests {
     }
 
     #[test]
-    fn direction_compares_ranks() {
-        use Rating::*;
-        assert_eq!(Direction::between(None, Some(Good)), Direction::First);
-        assert_eq!(
-            Direction::between(Some(Some(Inadequate)), Some(Good)),
-            Direction::Improved
-        );
-        assert_eq!(
-            Direction::between(Some(Some(Good)), Some(Inadequate)),
-            Direction::Declined
-        );
-        assert_eq!(
-            Direction::between(Some(Some(Good)), Some(Good)),
-            Direction::Unchanged
-        );
-        assert_eq!(
-            Direction::between(Some(None), Some(Good)),
-            Direction::Unchanged
-        );
+    fn direction_has_one_answer_for_every_pair_of_verdicts() {
+        // Every previous verdict (none, unrated, each rating) against every new one.
+        let ratings = || std::iter::once(None).chain(Rating::ALL.iter().copied().map(Some));
+        for current in ratings() {
+            assert_eq!(Direction::between(None, current), Direction::First);
+            for previous in ratings() {
+                let expected = match (previous, current) {
+                    (None, None) => Direction::Unchanged,
+                    (None, Some(_)) => Direction::Rated,
+                    (Some(_), None) => Direction::Unrated,
+                    (Some(p), Some(c)) if c == p => Direction::Unchanged,
+                    // ALL runs best first: a later index is a worse rating.
+                    (Some(p), Some(c)) => {
+                        let index = |r| Rating::ALL.iter().position(|x| *x == r).unwrap();
+                        if index(c) < index(p) {
+                            Direction::Improved
+                        } else {
+                            Direction::Declined
+                        }
+                    }
+                };
+                assert_eq!(
+                    Direction::between(Some(previous), current),
+                    expected,
+                    "{previous:?} -> {current:?}"
+                );
+            }
+        }
     }
 }

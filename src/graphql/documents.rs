@@ -3,11 +3,12 @@
 //! Clients send the same few documents over and over with different variables; parsing one
 //! (async-graphql's PEG parser) was about 8% of the server's time per mutation. A document
 //! that parsed is kept, and a request with the same text gets a copy instead of a new parse.
-//! Documents that do not parse are not kept (execution reports them), nor very long ones.
+//! Documents that do not parse are not kept, nor very long ones.
 
+use super::limits::{ParseFailure, parse};
 use async_graphql::parser::types::ExecutableDocument;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Most documents kept; when full, the cache starts again empty.
 const KEPT: usize = 512;
@@ -18,36 +19,31 @@ const LONGEST: usize = 16 * 1024;
 /// Parsed documents by their text.
 #[derive(Default)]
 pub struct Documents {
-    parsed: Mutex<HashMap<String, ExecutableDocument>>,
+    parsed: Mutex<HashMap<String, Arc<ExecutableDocument>>>,
 }
 
 impl Documents {
-    /// Gives `request` its parsed document: a copy of the one kept for its text, or a fresh
-    /// parse (kept if it succeeds). A document that does not parse is left for execution to
-    /// report.
-    pub fn prepare(&self, request: &mut async_graphql::Request) {
+    /// The parsed document of `text`: the one kept for it, or a fresh parse (kept if it
+    /// succeeds and is not too long).
+    pub fn parse(&self, text: &str) -> Result<Arc<ExecutableDocument>, ParseFailure> {
         let kept = self
             .parsed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&request.query)
+            .get(text)
             .cloned();
         if let Some(doc) = kept {
-            request.set_parsed_query(doc);
-            return;
+            return Ok(doc);
         }
-        let text = (request.query.len() <= LONGEST).then(|| request.query.clone());
-        let Ok(doc) = request.parsed_query() else {
-            return;
-        };
-        if let Some(text) = text {
-            let doc = doc.clone();
+        let doc = Arc::new(parse(text)?);
+        if text.len() <= LONGEST {
             let mut parsed = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
             if parsed.len() >= KEPT {
                 parsed.clear();
             }
-            parsed.insert(text, doc);
+            parsed.insert(text.to_owned(), doc.clone());
         }
+        Ok(doc)
     }
 
     /// How many documents are kept.
@@ -84,32 +80,27 @@ mod tests {
             let mut request = async_graphql::Request::new(query).variables(
                 async_graphql::Variables::from_json(serde_json::json!({ "n": n })),
             );
-            documents.prepare(&mut request);
+            request.set_parsed_query((*documents.parse(query).unwrap()).clone());
             let data = schema.execute(request).await.data.into_json().unwrap();
             assert_eq!(data["echo"], n);
         }
         assert_eq!(documents.len(), 1);
 
-        // Text that does not parse is not kept, and execution still reports it.
-        let mut broken = async_graphql::Request::new("{ echo(n: ");
-        documents.prepare(&mut broken);
+        // Text that does not parse is not kept.
+        assert!(documents.parse("{ echo(n: ").is_err());
         assert_eq!(documents.len(), 1);
-        assert!(!schema.execute(broken).await.errors.is_empty());
     }
 
     #[test]
     fn the_cache_stays_bounded() {
         let documents = Documents::default();
         for i in 0..(KEPT + 10) {
-            let mut request = async_graphql::Request::new(format!("{{ echo(n: {i}) }}"));
-            documents.prepare(&mut request);
+            documents.parse(&format!("{{ echo(n: {i}) }}")).unwrap();
         }
         assert!(documents.len() <= KEPT);
         let fresh = Documents::default();
-        let mut long =
-            async_graphql::Request::new(format!("{{ echo(n: 1) {} }}", " ".repeat(LONGEST)));
-        fresh.prepare(&mut long);
+        let long = format!("{{ echo(n: 1) {} }}", " ".repeat(LONGEST));
+        assert!(fresh.parse(&long).is_ok());
         assert!(fresh.is_empty());
-        assert!(long.parsed_query().is_ok());
     }
 }

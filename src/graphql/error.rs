@@ -38,6 +38,11 @@ pub enum ApiError {
     /// The query is too deep, too complex or has too many aliases.
     #[error("{0}")]
     TooComplex(String),
+    /// A persisted query's hash that this server does not know (the client sends the
+    /// document with its hash next), or, with trusted documents only, a document that is not
+    /// registered.
+    #[error("{0}")]
+    PersistedQueryNotFound(String),
     /// Something failed inside; the details are in the server log under the request id.
     #[error("internal error")]
     Internal,
@@ -53,6 +58,7 @@ impl ApiError {
             ApiError::Unauthenticated(_) => "UNAUTHENTICATED",
             ApiError::Forbidden(_) => "FORBIDDEN",
             ApiError::TooComplex(_) => "QUERY_TOO_COMPLEX",
+            ApiError::PersistedQueryNotFound(_) => "PERSISTED_QUERY_NOT_FOUND",
             ApiError::Internal => "INTERNAL_SERVER_ERROR",
         }
     }

@@ -3,9 +3,12 @@
 
 pub mod documents;
 pub mod error;
+pub mod gateway;
 pub mod inputs;
+pub mod limits;
 pub mod loaders;
 pub mod mutation;
+pub mod order;
 pub mod panics;
 pub mod prefetch;
 pub mod query;
@@ -19,7 +22,6 @@ use crate::domain::scorecard::ScorecardRule;
 use crate::store::feed::Feed;
 use crate::store::tokens::TokenCache;
 use async_graphql::dataloader::DataLoader;
-use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Schema, SchemaBuilder};
 use loaders::Loaders;
 use sqlx::PgPool;
@@ -47,8 +49,6 @@ pub struct SchemaDeps {
     pub feed: Feed,
     /// The scorecard's overall-rating rule.
     pub scorecard_rule: ScorecardRule,
-    /// Deepest nesting a query may have.
-    pub max_depth: usize,
     /// Largest complexity a query may have.
     pub max_complexity: usize,
     /// Largest page a list returns.
@@ -111,8 +111,10 @@ pub fn build_schemas(deps: SchemaDeps) -> Schemas {
         if guarded {
             b = b.extension(panics::CatchPanicsFactory);
         }
-        b.limit_depth(deps.max_depth)
-            .limit_complexity(deps.max_complexity)
+        // Depth is checked before execution (`limits`), where introspection is told apart;
+        // the parser's own bound on nesting is the one that stops recursion.
+        b.limit_complexity(deps.max_complexity)
+            .limit_recursive_depth(64)
             .finish()
     };
     Schemas {
@@ -126,38 +128,4 @@ pub fn sdl() -> String {
     builder().finish().sdl()
 }
 
-/// How many aliased fields a parsed query document holds (in operations and fragments).
-pub fn count_aliases(doc: &ExecutableDocument) -> usize {
-    use async_graphql::parser::types::{Selection, SelectionSet};
-    fn walk(set: &SelectionSet) -> usize {
-        set.items
-            .iter()
-            .map(|item| match &item.node {
-                Selection::Field(f) => {
-                    usize::from(f.node.alias.is_some()) + walk(&f.node.selection_set.node)
-                }
-                Selection::InlineFragment(f) => walk(&f.node.selection_set.node),
-                Selection::FragmentSpread(_) => 0,
-            })
-            .sum()
-    }
-    let operations: usize = doc
-        .operations
-        .iter()
-        .map(|(_, op)| walk(&op.node.selection_set.node))
-        .sum();
-    let fragments: usize = doc
-        .fragments
-        .values()
-        .map(|f| walk(&f.node.selection_set.node))
-        .sum();
-    operations + fragments
-}
-
-/// Whether a parsed query document holds a mutation (which must come by POST).
-pub fn has_mutation(doc: &ExecutableDocument) -> bool {
-    use async_graphql::parser::types::OperationType;
-    doc.operations
-        .iter()
-        .any(|(_, op)| op.node.ty == OperationType::Mutation)
-}
+pub use limits::{count_aliases, has_mutation};

@@ -98,8 +98,12 @@ pub enum Direction {
     Improved,
     /// A worse overall rating.
     Declined,
-    /// The same overall rating.
+    /// The same overall rating, or no overall rating on either side.
     Unchanged,
+    /// An overall rating where the verdict it replaced gave none.
+    Rated,
+    /// No overall rating where the verdict it replaced gave one.
+    Unrated,
 }
 
 /// The process's loader, shared by both schemas.

@@ -6,6 +6,7 @@ pub mod cursor;
 pub mod event_store;
 pub mod feed;
 pub mod idempotency;
+pub mod persisted;
 pub mod projections;
 pub mod read;
 pub mod rebuild;

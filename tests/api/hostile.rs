@@ -140,11 +140,12 @@ fn cases(
     .into_iter()
     .enumerate()
     {
-        // A body without a query, or with a broken one, is a GraphQL syntax error.
-        let (status, code) = if i == 7 || i == 9 {
-            (200, Some("BAD_USER_INPUT"))
-        } else {
-            (400, None)
+        // A body without a query is not a GraphQL request (400); a broken query is a
+        // GraphQL syntax error, answered 200 under application/json.
+        let (status, code) = match i {
+            9 => (200, Some("BAD_USER_INPUT")),
+            7 => (400, Some("BAD_USER_INPUT")),
+            _ => (400, None),
         };
         v.push(case(
             format!("bad json {raw}"),

@@ -1,4 +1,4 @@
-//! WebSocket transport for subscriptions: both protocols (`graphql-transport-ws` and the
+//! The WebSocket protocol loop for subscriptions: both protocols (`graphql-transport-ws` and the
 //! legacy `graphql-ws`), server keep-alive pings, and a bound on subscriptions per connection.
 //!
 //! async-graphql's protocol engine does the GraphQL part; this loop sits between it and the

@@ -1,0 +1,400 @@
+//! Answers in the order of the selection set (GraphQL spec §7.2.2, "ordered maps").
+//!
+//! async-graphql 7 resolves an object's fields concurrently and writes each into the answer
+//! when it finishes, so a field that waits for the database lands after one that does not,
+//! and two identical requests can answer with their keys in different orders. Here the
+//! answer is put back into the order the specification gives: the order of CollectFields
+//! (§6.3.2), which walks the selection set in document order, expands the fragments whose
+//! type condition applies, leaves out what `@skip`/`@include` leave out, and puts a key where
+//! it first occurs. Objects already in order are left as they are, and every object of a
+//! list shares one computed order.
+
+use async_graphql::indexmap::IndexMap;
+use async_graphql::parser::types::{
+    Directive, DocumentOperations, ExecutableDocument, OperationDefinition, OperationType,
+    Selection, SelectionSet, TypeCondition,
+};
+use async_graphql::{Name, Positioned, Value, Variables};
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+
+/// The schema's types, as far as ordering needs them.
+#[derive(Debug, Default)]
+pub struct FieldOrder {
+    /// Each object's fields with the named type they return.
+    fields: HashMap<String, HashMap<String, String>>,
+    /// The object types that each interface or union stands for.
+    possible: HashMap<String, HashSet<String>>,
+}
+
+/// One key of an object's answer and the selections merged under it.
+struct Collected<'d> {
+    key: &'d Name,
+    field: &'d Name,
+    sets: Vec<&'d SelectionSet>,
+}
+
+impl FieldOrder {
+    /// Reads the types from the schema's SDL.
+    pub fn from_sdl(sdl: &str) -> Self {
+        use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
+        let mut order = FieldOrder::default();
+        let Ok(doc) = async_graphql::parser::parse_schema(sdl) else {
+            return order;
+        };
+        let mut implementers: Vec<(String, String)> = Vec::new();
+        for definition in doc.definitions {
+            let TypeSystemDefinition::Type(ty) = definition else {
+                continue;
+            };
+            let ty = ty.node;
+            let name = ty.name.node.to_string();
+            let fields = match ty.kind {
+                TypeKind::Object(object) => {
+                    for interface in &object.implements {
+                        implementers.push((interface.node.to_string(), name.clone()));
+                    }
+                    object.fields
+                }
+                TypeKind::Interface(interface) => interface.fields,
+                TypeKind::Union(union) => {
+                    let members = union.members.iter().map(|m| m.node.to_string()).collect();
+                    order.possible.insert(name, members);
+                    continue;
+                }
+                _ => continue,
+            };
+            let fields = fields
+                .into_iter()
+                .map(|f| {
+                    let f = f.node;
+                    (f.name.node.to_string(), named_type(&f.ty.node.to_string()))
+                })
+                .collect();
+            order.fields.insert(name, fields);
+        }
+        for (interface, object) in implementers {
+            order.possible.entry(interface).or_default().insert(object);
+        }
+        order
+    }
+
+    /// Puts `data`, the answer to operation `operation_name` of `doc`, into selection order.
+    pub fn restore(
+        &self,
+        doc: &ExecutableDocument,
+        operation_name: Option<&str>,
+        variables: &Variables,
+        data: &mut Value,
+    ) {
+        let Some(operation) = operation(doc, operation_name) else {
+            return;
+        };
+        let root = match operation.ty {
+            OperationType::Query => "Query",
+            OperationType::Mutation => "Mutation",
+            OperationType::Subscription => "Subscription",
+        };
+        let walk = Walk {
+            order: self,
+            doc,
+            variables,
+        };
+        walk.value(Some(root), &[&operation.selection_set.node], data);
+    }
+
+    /// Whether a fragment on `condition` applies to an object of type `ty`.
+    fn applies(&self, condition: &str, ty: Option<&str>) -> bool {
+        match ty {
+            // An object whose type is not known (an abstract type answered without
+            // `__typename`): every fragment may have applied.
+            None => true,
+            Some(ty) => {
+                condition == ty || self.possible.get(condition).is_some_and(|p| p.contains(ty))
+            }
+        }
+    }
+
+    /// The named type a field of `ty` returns, if known.
+    fn field_type(&self, ty: Option<&str>, field: &str) -> Option<&str> {
+        if field == "__schema" {
+            return Some("__Schema");
+        }
+        if field == "__type" {
+            return Some("__Type");
+        }
+        self.fields.get(ty?)?.get(field).map(String::as_str)
+    }
+}
+
+fn operation<'d>(
+    doc: &'d ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'d OperationDefinition> {
+    match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(&op.node),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| &op.node),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().map(|op| &op.node)
+        }
+        _ => None,
+    }
+}
+
+/// `[Assessment!]!` → `Assessment`.
+fn named_type(ty: &str) -> String {
+    ty.trim_matches(['[', ']', '!']).to_owned()
+}
+
+struct Walk<'a> {
+    order: &'a FieldOrder,
+    doc: &'a ExecutableDocument,
+    variables: &'a Variables,
+}
+
+impl<'a> Walk<'a> {
+    fn value(&self, ty: Option<&str>, sets: &[&'a SelectionSet], value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                let ty = self.object_type(ty, map);
+                let ty = ty.as_deref();
+                let collected = self.collect(ty, sets);
+                self.object(ty, &collected, map);
+            }
+            Value::List(items) => {
+                // Every object of a list has the same type unless it is abstract, and then
+                // the same selections.
+                let mut shared: Option<(Option<String>, Vec<Collected<'a>>)> = None;
+                for item in items {
+                    match item {
+                        Value::Object(map) => {
+                            let ty = self.object_type(ty, map);
+                            let ty = ty.as_deref();
+                            let reuse = shared.as_ref().is_some_and(|(t, _)| t.as_deref() == ty);
+                            if !reuse {
+                                shared = Some((ty.map(str::to_owned), self.collect(ty, sets)));
+                            }
+                            let (_, collected) = shared.as_ref().expect("computed above");
+                            self.object(ty, collected, map);
+                        }
+                        other => self.value(ty, sets, other),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The concrete type of an object: the field's type, or `__typename` for an abstract one.
+    fn object_type<'t>(
+        &self,
+        ty: Option<&'t str>,
+        map: &IndexMap<Name, Value>,
+    ) -> Option<Cow<'t, str>> {
+        let ty = ty?;
+        if !self.order.possible.contains_key(ty) {
+            return Some(Cow::Borrowed(ty));
+        }
+        match map.get("__typename") {
+            Some(Value::String(name)) => Some(Cow::Owned(name.clone())),
+            _ => None,
+        }
+    }
+
+    fn object(
+        &self,
+        ty: Option<&str>,
+        collected: &[Collected<'a>],
+        map: &mut IndexMap<Name, Value>,
+    ) {
+        let in_order =
+            map.len() == collected.len() && map.keys().zip(collected).all(|(k, c)| k == c.key);
+        if !in_order {
+            let mut old = std::mem::take(map);
+            for c in collected {
+                if let Some((key, value)) = old.swap_remove_entry(c.key) {
+                    map.insert(key, value);
+                }
+            }
+            // Nothing should be left; if something is, it stays, after the rest.
+            map.extend(old);
+        }
+        for c in collected {
+            if c.sets.is_empty() {
+                continue;
+            }
+            if let Some(value) = map.get_mut(c.key) {
+                let field_type = self.order.field_type(ty, c.field.as_str());
+                self.value(field_type, &c.sets, value);
+            }
+        }
+    }
+
+    /// CollectFields (§6.3.2) over the selection sets merged under one key.
+    fn collect(&self, ty: Option<&str>, sets: &[&'a SelectionSet]) -> Vec<Collected<'a>> {
+        let mut out: Vec<Collected<'a>> = Vec::new();
+        let mut visited: HashSet<&'a Name> = HashSet::new();
+        for set in sets {
+            self.collect_set(ty, set, &mut out, &mut visited);
+        }
+        out
+    }
+
+    fn collect_set(
+        &self,
+        ty: Option<&str>,
+        set: &'a SelectionSet,
+        out: &mut Vec<Collected<'a>>,
+        visited: &mut HashSet<&'a Name>,
+    ) {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) => {
+                    let field = &field.node;
+                    if !self.included(&field.directives) {
+                        continue;
+                    }
+                    let key = &field.response_key().node;
+                    let sub = &field.selection_set.node;
+                    match out.iter_mut().find(|c| c.key == key) {
+                        Some(existing) => {
+                            if !sub.items.is_empty() {
+                                existing.sets.push(sub);
+                            }
+                        }
+                        None => out.push(Collected {
+                            key,
+                            field: &field.name.node,
+                            sets: if sub.items.is_empty() {
+                                Vec::new()
+                            } else {
+                                vec![sub]
+                            },
+                        }),
+                    }
+                }
+                Selection::InlineFragment(fragment) => {
+                    let fragment = &fragment.node;
+                    if !self.included(&fragment.directives)
+                        || !self.condition_applies(fragment.type_condition.as_ref(), ty)
+                    {
+                        continue;
+                    }
+                    self.collect_set(ty, &fragment.selection_set.node, out, visited);
+                }
+                Selection::FragmentSpread(spread) => {
+                    let spread = &spread.node;
+                    let name = &spread.fragment_name.node;
+                    if !self.included(&spread.directives) || !visited.insert(name) {
+                        continue;
+                    }
+                    let Some(fragment) = self.doc.fragments.get(name) else {
+                        continue;
+                    };
+                    let fragment = &fragment.node;
+                    if !self.condition_applies(Some(&fragment.type_condition), ty) {
+                        continue;
+                    }
+                    self.collect_set(ty, &fragment.selection_set.node, out, visited);
+                }
+            }
+        }
+    }
+
+    fn condition_applies(
+        &self,
+        condition: Option<&Positioned<TypeCondition>>,
+        ty: Option<&str>,
+    ) -> bool {
+        condition.is_none_or(|c| self.order.applies(c.node.on.node.as_str(), ty))
+    }
+
+    /// `@skip(if:)` and `@include(if:)`, with the request's variables.
+    fn included(&self, directives: &[Positioned<Directive>]) -> bool {
+        directives.iter().all(|d| {
+            let d = &d.node;
+            let condition = || {
+                d.get_argument("if").and_then(|v| {
+                    v.node
+                        .clone()
+                        .into_const_with(|name| self.variables.get(&name).cloned().ok_or(()))
+                        .ok()
+                })
+            };
+            match d.name.node.as_str() {
+                "skip" => condition() != Some(Value::Boolean(true)),
+                "include" => condition() != Some(Value::Boolean(false)),
+                _ => true,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const SDL: &str = "
+        type Query { a: A list: [A!]! u: U i: I }
+        type A implements I { x: Int y: B z: Int }
+        type B implements I { x: Int w: Int }
+        interface I { x: Int }
+        union U = A | B
+    ";
+
+    fn restored(query: &str, variables: serde_json::Value, data: serde_json::Value) -> String {
+        let order = FieldOrder::from_sdl(SDL);
+        let doc = async_graphql::parser::parse_query(query).unwrap();
+        let mut data = Value::from_json(data).unwrap();
+        order.restore(&doc, None, &Variables::from_json(variables), &mut data);
+        serde_json::to_string(&data).unwrap()
+    }
+
+    #[test]
+    fn keys_follow_the_selection_with_aliases_and_merged_fields() {
+        let out = restored(
+            "{ a { z first: x y { w x } } a { y { x } } }",
+            json!({}),
+            json!({ "a": { "y": { "x": 1, "w": 2 }, "first": 3, "z": 4 } }),
+        );
+        assert_eq!(out, r#"{"a":{"z":4,"first":3,"y":{"w":2,"x":1}}}"#);
+    }
+
+    #[test]
+    fn a_key_goes_where_it_first_occurs_in_an_applying_fragment() {
+        // On a B, the fragment on A does not apply: `w` comes first, then `x`.
+        let out = restored(
+            "{ u { __typename ... on A { x } w: __typename ... on B { x } } }",
+            json!({}),
+            json!({ "u": { "x": 1, "w": "B", "__typename": "B" } }),
+        );
+        assert_eq!(out, r#"{"u":{"__typename":"B","w":"B","x":1}}"#);
+        let out = restored(
+            "query { i { ...F z: x } } fragment F on I { x }",
+            json!({}),
+            json!({ "i": { "z": 1, "x": 2 } }),
+        );
+        assert_eq!(out, r#"{"i":{"x":2,"z":1}}"#);
+    }
+
+    #[test]
+    fn skipped_fields_do_not_hold_a_place() {
+        let out = restored(
+            "query($s: Boolean!) { a { x @skip(if: $s) z @include(if: true) x } }",
+            json!({ "s": true }),
+            json!({ "a": { "x": 1, "z": 2 } }),
+        );
+        assert_eq!(out, r#"{"a":{"z":2,"x":1}}"#);
+    }
+
+    #[test]
+    fn every_object_of_a_list_is_ordered() {
+        let out = restored(
+            "{ list { z x } }",
+            json!({}),
+            json!({ "list": [{ "x": 1, "z": 2 }, { "z": 3, "x": 4 }] }),
+        );
+        assert_eq!(out, r#"{"list":[{"z":2,"x":1},{"z":3,"x":4}]}"#);
+    }
+}

@@ -1,0 +1,160 @@
+//! The HTTP surface: one file per family of routes, each only translating between HTTP and
+//! the layers below.
+//!
+//! | route | file |
+//! |---|---|
+//! | `POST /graphql`, `GET /graphql?query=…` | [`graphql`] (GraphQL over HTTP) |
+//! | `GET /graphql` from a browser, `/graphql/assets/…` | [`graphiql`] |
+//! | `GET /graphql/ws` | [`ws`] (both WebSocket protocols) |
+//! | `GET /health` | [`health`] |
+
+pub mod graphiql;
+pub mod graphql;
+pub mod health;
+pub mod ws;
+
+use crate::auth::Actor;
+use crate::config::Settings;
+use crate::graphql::error::ApiError;
+use crate::graphql::gateway::Gateway;
+use crate::shared::Hub;
+use crate::store::tokens::TokenCache;
+use async_graphql::ErrorExtensions;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sqlx::PgPool;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+/// The request id header: generated when absent, echoed back, stored in event metadata.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// Everything HTTP operations run through.
+    pub gateway: Gateway,
+    /// The same for WebSocket operations, on a schema whose resolvers fail alone when they
+    /// panic.
+    pub live: Gateway,
+    /// The database.
+    pub pool: PgPool,
+    /// The server's settings.
+    pub settings: Settings,
+    /// One permit per open WebSocket connection.
+    pub ws_connections: Arc<Semaphore>,
+    /// Subscriptions shared between connections.
+    pub hub: Arc<Hub<Gateway>>,
+    /// Tokens recently checked.
+    pub tokens: Arc<TokenCache>,
+}
+
+/// Every route, with the limits that apply to all of them.
+pub fn router(state: AppState) -> Router {
+    let timeout = state.settings.request_timeout;
+    let body_limit = state.settings.max_body_bytes;
+    Router::new()
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/graphql/ws", get(ws::upgrade))
+        .route("/graphql/assets/{file}", get(graphiql::asset))
+        .route("/health", get(health::health))
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// A panic in a handler or resolver: logged, answered as an internal error, and the server
+/// keeps serving.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    tracing::error!(panic = detail, "request handler panicked");
+    error_response(StatusCode::INTERNAL_SERVER_ERROR, ApiError::Internal)
+}
+
+/// The body of an answer that is one error: `{"errors":[{message, extensions}]}`.
+pub fn error_body(err: ApiError) -> serde_json::Value {
+    let e = err.extend();
+    serde_json::json!({ "errors": [{ "message": e.message, "extensions": e.extensions }] })
+}
+
+/// An answer that is one error, as JSON with `status`.
+pub fn error_response(status: StatusCode, err: ApiError) -> Response {
+    (status, axum::Json(error_body(err))).into_response()
+}
+
+/// The request id of a request, if it carries one.
+pub fn request_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Resolves a presented token. `Ok(None)`: no token; `Err`: a token that is not valid.
+pub async fn authenticate(
+    tokens: &TokenCache,
+    pool: &PgPool,
+    token: Option<&str>,
+) -> Result<Option<Actor>, ApiError> {
+    let Some(token) = token else { return Ok(None) };
+    match tokens.authenticate(pool, token).await {
+        Ok(Some(actor)) => Ok(Some(actor)),
+        Ok(None) => Err(ApiError::Unauthenticated(
+            "the token is not valid (unknown, expired or revoked)".into(),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A header value known to be valid.
+fn static_header(value: &'static str) -> HeaderValue {
+    HeaderValue::from_static(value)
+}
+
+/// Long-lived caching for content that never changes under its address.
+fn immutable() -> (HeaderName, HeaderValue) {
+    (
+        header::CACHE_CONTROL,
+        static_header("public, max-age=31536000, immutable"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_is_answered_as_a_coded_internal_error_without_its_text() {
+        let response = panic_response(Box::new(String::from("relation \"events\" does not exist")));
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"],
+            "INTERNAL_SERVER_ERROR"
+        );
+        assert!(!body.to_string().contains("relation"), "{body}");
+    }
+}
