@@ -8,11 +8,15 @@
 //! type condition applies, leaves out what `@skip`/`@include` leave out, and puts a key where
 //! it first occurs. Objects already in order are left as they are, and every object of a
 //! list shares one computed order.
+//!
+//! The same walk completes what async-graphql leaves out when a non-null field fails: it
+//! drops the key, where the specification (§6.4.4, "Handling Field Errors") makes the
+//! nearest nullable parent `null` (the whole `data` when there is none).
 
 use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{
-    Directive, DocumentOperations, ExecutableDocument, OperationDefinition, OperationType,
-    Selection, SelectionSet, TypeCondition,
+    BaseType, Directive, DocumentOperations, ExecutableDocument, OperationDefinition,
+    OperationType, Selection, SelectionSet, Type, TypeCondition,
 };
 use async_graphql::{Name, Positioned, Value, Variables};
 use std::borrow::Cow;
@@ -21,8 +25,8 @@ use std::collections::{HashMap, HashSet};
 /// The schema's types, as far as ordering needs them.
 #[derive(Debug, Default)]
 pub struct FieldOrder {
-    /// Each object's fields with the named type they return.
-    fields: HashMap<String, HashMap<String, String>>,
+    /// Each object's fields with the type they return.
+    fields: HashMap<String, HashMap<String, Type>>,
     /// The object types that each interface or union stands for.
     possible: HashMap<String, HashSet<String>>,
 }
@@ -68,7 +72,7 @@ impl FieldOrder {
                 .into_iter()
                 .map(|f| {
                     let f = f.node;
-                    (f.name.node.to_string(), named_type(&f.ty.node.to_string()))
+                    (f.name.node.to_string(), f.ty.node)
                 })
                 .collect();
             order.fields.insert(name, fields);
@@ -100,7 +104,13 @@ impl FieldOrder {
             doc,
             variables,
         };
-        walk.value(Some(root), &[&operation.selection_set.node], data);
+        let root_type = Type {
+            base: BaseType::Named(Name::new(root)),
+            nullable: true,
+        };
+        if walk.value(Some(&root_type), &[&operation.selection_set.node], data) {
+            *data = Value::Null;
+        }
     }
 
     /// Whether a fragment on `condition` applies to an object of type `ty`.
@@ -115,15 +125,10 @@ impl FieldOrder {
         }
     }
 
-    /// The named type a field of `ty` returns, if known.
-    fn field_type(&self, ty: Option<&str>, field: &str) -> Option<&str> {
-        if field == "__schema" {
-            return Some("__Schema");
-        }
-        if field == "__type" {
-            return Some("__Type");
-        }
-        self.fields.get(ty?)?.get(field).map(String::as_str)
+    /// The type a field of `ty` returns, if known (introspection's types are not in the SDL:
+    /// their objects keep the order, without null propagation).
+    fn field_type(&self, ty: Option<&str>, field: &str) -> Option<&Type> {
+        self.fields.get(ty?)?.get(field)
     }
 }
 
@@ -141,9 +146,12 @@ fn operation<'d>(
     }
 }
 
-/// `[Assessment!]!` → `Assessment`.
-fn named_type(ty: &str) -> String {
-    ty.trim_matches(['[', ']', '!']).to_owned()
+/// The name under a type's list and non-null wrappers.
+fn named(ty: &Type) -> &str {
+    match &ty.base {
+        BaseType::Named(name) => name.as_str(),
+        BaseType::List(inner) => named(inner),
+    }
 }
 
 struct Walk<'a> {
@@ -153,36 +161,55 @@ struct Walk<'a> {
 }
 
 impl<'a> Walk<'a> {
-    fn value(&self, ty: Option<&str>, sets: &[&'a SelectionSet], value: &mut Value) {
-        match value {
+    /// Orders `value`, of type `ty` (when known). Returns whether it had to become `null` at
+    /// a position that may not be null, so that its parent becomes `null` in turn.
+    fn value(&self, ty: Option<&Type>, sets: &[&'a SelectionSet], value: &mut Value) -> bool {
+        let nulled = match value {
             Value::Object(map) => {
-                let ty = self.object_type(ty, map);
-                let ty = ty.as_deref();
-                let collected = self.collect(ty, sets);
-                self.object(ty, &collected, map);
+                let name = self.object_type(ty.map(named), map);
+                let name = name.as_deref();
+                let collected = self.collect(name, sets);
+                self.object(name, &collected, map)
             }
             Value::List(items) => {
+                let item_type = ty.and_then(|t| match &t.base {
+                    BaseType::List(inner) => Some(&**inner),
+                    BaseType::Named(_) => None,
+                });
                 // Every object of a list has the same type unless it is abstract, and then
                 // the same selections.
                 let mut shared: Option<(Option<String>, Vec<Collected<'a>>)> = None;
+                let mut nulled = false;
                 for item in items {
-                    match item {
+                    let item_nulled = match item {
                         Value::Object(map) => {
-                            let ty = self.object_type(ty, map);
-                            let ty = ty.as_deref();
-                            let reuse = shared.as_ref().is_some_and(|(t, _)| t.as_deref() == ty);
+                            let name = self.object_type(item_type.map(named), map);
+                            let name = name.as_deref();
+                            let reuse = shared.as_ref().is_some_and(|(t, _)| t.as_deref() == name);
                             if !reuse {
-                                shared = Some((ty.map(str::to_owned), self.collect(ty, sets)));
+                                shared = Some((name.map(str::to_owned), self.collect(name, sets)));
                             }
                             let (_, collected) = shared.as_ref().expect("computed above");
-                            self.object(ty, collected, map);
+                            if self.object(name, collected, map) {
+                                *item = Value::Null;
+                                item_type.is_some_and(|t| !t.nullable)
+                            } else {
+                                false
+                            }
                         }
-                        other => self.value(ty, sets, other),
-                    }
+                        other => self.value(item_type, sets, other),
+                    };
+                    nulled |= item_nulled;
                 }
+                nulled
             }
-            _ => {}
+            _ => false,
+        };
+        if nulled {
+            *value = Value::Null;
+            return ty.is_some_and(|t| !t.nullable);
         }
+        false
     }
 
     /// The concrete type of an object: the field's type, or `__typename` for an abstract one.
@@ -201,23 +228,38 @@ impl<'a> Walk<'a> {
         }
     }
 
+    /// Orders one object; returns whether it must become `null` (a non-null field failed).
     fn object(
         &self,
         ty: Option<&str>,
         collected: &[Collected<'a>],
         map: &mut IndexMap<Name, Value>,
-    ) {
+    ) -> bool {
         let in_order =
             map.len() == collected.len() && map.keys().zip(collected).all(|(k, c)| k == c.key);
+        let mut failed = false;
         if !in_order {
             let mut old = std::mem::take(map);
             for c in collected {
-                if let Some((key, value)) = old.swap_remove_entry(c.key) {
-                    map.insert(key, value);
+                match old.swap_remove_entry(c.key) {
+                    Some((key, value)) => {
+                        map.insert(key, value);
+                    }
+                    // A field that failed: `null` where it may be, else the object is.
+                    None => {
+                        let field_type = self.order.field_type(ty, c.field.as_str());
+                        if field_type.is_some_and(|t| !t.nullable) {
+                            failed = true;
+                        }
+                        map.insert(c.key.clone(), Value::Null);
+                    }
                 }
             }
             // Nothing should be left; if something is, it stays, after the rest.
             map.extend(old);
+        }
+        if failed {
+            return true;
         }
         for c in collected {
             if c.sets.is_empty() {
@@ -225,9 +267,12 @@ impl<'a> Walk<'a> {
             }
             if let Some(value) = map.get_mut(c.key) {
                 let field_type = self.order.field_type(ty, c.field.as_str());
-                self.value(field_type, &c.sets, value);
+                if self.value(field_type, &c.sets, value) {
+                    return true;
+                }
             }
         }
+        false
     }
 
     /// CollectFields (§6.3.2) over the selection sets merged under one key.
@@ -336,8 +381,8 @@ mod tests {
     use serde_json::json;
 
     const SDL: &str = "
-        type Query { a: A list: [A!]! u: U i: I }
-        type A implements I { x: Int y: B z: Int }
+        type Query { a: A list: [A!]! u: U i: I strict: A! }
+        type A implements I { x: Int y: B z: Int n: Int! b: B! }
         type B implements I { x: Int w: Int }
         interface I { x: Int }
         union U = A | B
@@ -386,6 +431,29 @@ mod tests {
             json!({ "a": { "x": 1, "z": 2 } }),
         );
         assert_eq!(out, r#"{"a":{"z":2,"x":1}}"#);
+    }
+
+    #[test]
+    fn a_failed_non_null_field_nulls_its_nearest_nullable_parent() {
+        // `n` failed (async-graphql left it out): `a` becomes null, the rest stays.
+        let out = restored(
+            "{ a { x n } list { x } }",
+            json!({}),
+            json!({ "list": [{ "x": 1 }], "a": { "x": 1 } }),
+        );
+        assert_eq!(out, r#"{"a":null,"list":[{"x":1}]}"#);
+        // Through non-null parents up to `data` itself.
+        let out = restored("{ strict { n } a { x } }", json!({}), json!({ "strict": {}, "a": { "x": 1 } }));
+        assert_eq!(out, "null");
+        // A list of non-null items becomes null as a whole; a nullable field is just null.
+        let out = restored(
+            "{ list { n } a { z } }",
+            json!({}),
+            json!({ "list": [{ "n": 1 }, {}], "a": {} }),
+        );
+        assert_eq!(out, "null");
+        let out = restored("{ a { x z } }", json!({}), json!({ "a": { "z": 1 } }));
+        assert_eq!(out, r#"{"a":{"x":null,"z":1}}"#);
     }
 
     #[test]

@@ -74,6 +74,25 @@ impl Client {
         }
     }
 
+    /// The text of the next message that is not a keep-alive, as the server wrote it (pings
+    /// are answered).
+    pub async fn receive_text(&mut self) -> String {
+        loop {
+            let message = tokio::time::timeout(PATIENCE, self.ws.next())
+                .await
+                .expect("a message within the patience window");
+            let Some(Ok(Message::Text(text))) = message else {
+                panic!("expected a text message, got {message:?}");
+            };
+            let value: Value = serde_json::from_str(text.as_str()).unwrap();
+            match value["type"].as_str() {
+                Some("ping") => self.send(json!({ "type": "pong" })).await,
+                Some("ka") | Some("pong") => {}
+                _ => return text.as_str().to_owned(),
+            }
+        }
+    }
+
     /// The next protocol message (pings are answered and keep-alives skipped). A closed socket
     /// yields `{"type": "closed", ...}`.
     pub async fn receive(&mut self) -> Value {
