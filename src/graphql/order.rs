@@ -443,7 +443,11 @@ mod tests {
         );
         assert_eq!(out, r#"{"a":null,"list":[{"x":1}]}"#);
         // Through non-null parents up to `data` itself.
-        let out = restored("{ strict { n } a { x } }", json!({}), json!({ "strict": {}, "a": { "x": 1 } }));
+        let out = restored(
+            "{ strict { n } a { x } }",
+            json!({}),
+            json!({ "strict": {}, "a": { "x": 1 } }),
+        );
         assert_eq!(out, "null");
         // A list of non-null items becomes null as a whole; a nullable field is just null.
         let out = restored(

@@ -114,7 +114,13 @@ async fn the_standard_introspection_query_is_answered_under_the_default_limits()
     let app = spawn_app().await;
     let data = app.ok(INTROSPECTION, json!({})).await;
     let types = data["__schema"]["types"].as_array().unwrap();
-    for name in ["Query", "Mutation", "Subscription", "Commitment", "Assessment"] {
+    for name in [
+        "Query",
+        "Mutation",
+        "Subscription",
+        "Commitment",
+        "Assessment",
+    ] {
         assert!(types.iter().any(|t| t["name"] == name), "{name} missing");
     }
     assert_eq!(data["__schema"]["subscriptionType"]["name"], "Subscription");
@@ -206,7 +212,8 @@ async fn request_errors_follow_the_media_type_the_client_accepts() {
     // `operationName` selects the operation over GET too.
     let url = format!(
         "{}/graphql?query={}&operationName=B",
-        app.address, "query%20A%20%7B%20scorecard%20%7B%20total%20%7D%20%7D%20query%20B%20%7B%20events%20%7B%20totalCount%20%7D%20%7D"
+        app.address,
+        "query%20A%20%7B%20scorecard%20%7B%20total%20%7D%20%7D%20query%20B%20%7B%20events%20%7B%20totalCount%20%7D%20%7D"
     );
     let body: Value = app
         .client
@@ -297,17 +304,37 @@ const FIELDS: &[(&str, &str, &[&str], &str)] = &[
     ("version", "", &[], ""),
     ("dueDate", "", &[], ""),
     ("target", "", &[], ""),
-    ("currentAssessment", "", &["overall", "assessedOn"], "{ overall assessedOn }"),
+    (
+        "currentAssessment",
+        "",
+        &["overall", "assessedOn"],
+        "{ overall assessedOn }",
+    ),
     (
         "currentAssessment",
         "",
         &["assessedOn", "commitment", "overall"],
         "{ assessedOn commitment { slug } overall }",
     ),
-    ("assessments", "", &["overall", "previous", "assessor"], "{ overall previous { id } assessor }"),
-    ("evidence", "", &["title", "submittedOn"], "{ title submittedOn }"),
+    (
+        "assessments",
+        "",
+        &["overall", "previous", "assessor"],
+        "{ overall previous { id } assessor }",
+    ),
+    (
+        "evidence",
+        "",
+        &["title", "submittedOn"],
+        "{ title submittedOn }",
+    ),
     ("revisions", "", &["reason"], "{ reason }"),
-    ("history", "(first: 3)", &["totalCount", "nodes"], "{ totalCount nodes { type version } }"),
+    (
+        "history",
+        "(first: 3)",
+        &["totalCount", "nodes"],
+        "{ totalCount nodes { type version } }",
+    ),
 ];
 
 fn field() -> impl Strategy<Value = Item> {
@@ -426,7 +453,11 @@ async fn answers_keep_the_selection_order_over_random_selections() {
         assert!(!first.contains("\"errors\""), "{query}: {first}");
         let answer: Ordered = serde_json::from_str(&first).unwrap();
         let data = answer.get("data");
-        assert_eq!(data.keys(), ["scorecard", "missing", "commitments"], "{query}");
+        assert_eq!(
+            data.keys(),
+            ["scorecard", "missing", "commitments"],
+            "{query}"
+        );
         let commitments = data.get("commitments");
         assert_eq!(commitments.keys(), ["nodes", "totalCount"], "{query}");
         let Ordered::List(nodes) = commitments.get("nodes") else {
@@ -460,7 +491,11 @@ async fn nested_objects_errors_and_subscriptions_keep_the_selection_order() {
     assert_eq!(data.keys(), ["commitment", "bad", "scorecard"], "{text}");
     // A non-null field that fails makes its nearest nullable parent null: here `data`.
     let (_, body) = app
-        .post("{ scorecard { total } bad: events(first: -1) { totalCount } }", json!({}), None)
+        .post(
+            "{ scorecard { total } bad: events(first: -1) { totalCount } }",
+            json!({}),
+            None,
+        )
         .await;
     assert_eq!(body["data"], Value::Null, "{body}");
     assert_eq!(first_code(&body), "BAD_USER_INPUT");
@@ -469,7 +504,14 @@ async fn nested_objects_errors_and_subscriptions_keep_the_selection_order() {
     assert!(
         objects_have(
             commitment.get("assessments"),
-            &["previous", "commitment", "overall", "id", "disputes", "assessor"]
+            &[
+                "previous",
+                "commitment",
+                "overall",
+                "id",
+                "disputes",
+                "assessor"
+            ]
         ),
         "{text}"
     );
@@ -480,7 +522,10 @@ async fn nested_objects_errors_and_subscriptions_keep_the_selection_order() {
         .as_str()
         .unwrap()
         .to_owned();
-    for (n, protocol) in ["graphql-transport-ws", "graphql-ws"].into_iter().enumerate() {
+    for (n, protocol) in ["graphql-transport-ws", "graphql-ws"]
+        .into_iter()
+        .enumerate()
+    {
         let mut client = Client::open_url(&app.ws_url(), protocol, json!({}))
             .await
             .unwrap();
@@ -492,7 +537,8 @@ async fn nested_objects_errors_and_subscriptions_keep_the_selection_order() {
                 json!({ "c": id, "after": cursor }),
             )
             .await;
-        app.assess(&id, "GOOD", &format!("2025-01-0{}", n + 1)).await;
+        app.assess(&id, "GOOD", &format!("2025-01-0{}", n + 1))
+            .await;
         let text = client.receive_text().await;
         let message: Ordered = serde_json::from_str(&text).unwrap();
         let rating = message.get("payload").get("data").get("ratingChanged");
@@ -503,5 +549,56 @@ async fn nested_objects_errors_and_subscriptions_keep_the_selection_order() {
         );
         assert_eq!(rating.get("commitment").keys(), ["title", "slug"]);
         client.close().await;
+    }
+}
+
+#[tokio::test]
+async fn the_protocol_answered_is_the_clients_first_choice_and_the_one_spoken() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = spawn_app().await;
+    for (offered, chosen) in [
+        ("graphql-ws, graphql-transport-ws", "graphql-ws"),
+        ("graphql-transport-ws, graphql-ws", "graphql-transport-ws"),
+        ("mqtt, graphql-transport-ws", "graphql-transport-ws"),
+    ] {
+        let mut request = app.ws_url().into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", offered.parse().unwrap());
+        let (mut ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert_eq!(response.headers()["sec-websocket-protocol"], chosen);
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        ws.send(Message::text(
+            json!({ "type": "connection_init" }).to_string(),
+        ))
+        .await
+        .unwrap();
+        let Some(Ok(Message::Text(ack))) = ws.next().await else {
+            panic!("no acknowledgement for {offered}")
+        };
+        assert!(ack.as_str().contains("connection_ack"), "{offered}: {ack}");
+        // The protocols name their messages differently: the answer shows which one is spoken.
+        let start = if chosen == "graphql-ws" {
+            "start"
+        } else {
+            "subscribe"
+        };
+        ws.send(Message::text(
+            json!({ "id": "1", "type": start, "payload": { "query": "{ scorecard { total } }" } })
+                .to_string(),
+        ))
+        .await
+        .unwrap();
+        let Some(Ok(Message::Text(answer))) = ws.next().await else {
+            panic!("no answer for {offered}")
+        };
+        let answer: Value = serde_json::from_str(answer.as_str()).unwrap();
+        let expected = if chosen == "graphql-ws" {
+            "data"
+        } else {
+            "next"
+        };
+        assert_eq!(answer["type"], expected, "{offered}: {answer}");
     }
 }

@@ -8,7 +8,6 @@ use crate::auth::bearer;
 use crate::graphql::RequestInfo;
 use crate::graphql::error::ApiError;
 use async_graphql::ErrorExtensions;
-use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -72,7 +71,9 @@ pub async fn upgrade(
         max_subscriptions: state.settings.ws_max_subscriptions,
     };
     upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        // The protocol named in the answer is the one the connection speaks: the client's
+        // first choice among those served (axum alone would pick in the server's order).
+        .protocols([protocol.sec_websocket_protocol()])
         // Clients send little (init, subscribe, pong): small buffers keep an idle subscriber
         // at a few KiB instead of the default 128 KiB each way.
         .read_buffer_size(WS_BUFFER_BYTES)
