@@ -9,6 +9,7 @@ mod lists;
 mod live;
 mod node;
 mod persisted;
+mod readme;
 mod processes;
 mod schema;
 mod seed;
