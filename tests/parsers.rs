@@ -5,8 +5,15 @@ use async_graphql::parser::parse_query;
 use async_graphql::{ScalarType, Value};
 use commitment_tracker::auth::bearer;
 use commitment_tracker::domain::text::{Line, Slug, Text, WebUrl};
+use commitment_tracker::graphql::limits::{self, Limits};
+use commitment_tracker::graphql::order::FieldOrder;
 use commitment_tracker::graphql::scalars::Date;
 use commitment_tracker::graphql::{count_aliases, has_mutation};
+
+const LIMITS: Limits = Limits {
+    max_depth: 12,
+    max_aliases: 30,
+};
 use commitment_tracker::store::cursor::{EventCursor, ListCursor};
 use proptest::prelude::*;
 
@@ -67,11 +74,35 @@ proptest! {
         if let Ok(doc) = parse_query(&s) {
             let _ = count_aliases(&doc);
             let _ = has_mutation(&doc);
+            let _ = LIMITS.check(&doc);
+            let mut data = Value::Null;
+            FieldOrder::default().restore(&doc, None, &Default::default(), &mut data);
         }
         let nested = format!("{}{}", "{ a: f ".repeat(depth), "}".repeat(depth));
         if let Ok(doc) = parse_query(&nested) {
             prop_assert_eq!(count_aliases(&doc), depth);
             prop_assert!(!has_mutation(&doc));
         }
+        // Any depth beyond the limit is refused, by the limits or by the parser.
+        let fields = format!("{{ {}x{} }}", "f { ".repeat(depth), " }".repeat(depth));
+        match limits::parse(&fields) {
+            Ok(doc) => prop_assert_eq!(LIMITS.check(&doc).is_ok(), depth < 12),
+            Err(_) => prop_assert!(depth >= 12),
+        }
+    }
+
+    #[test]
+    fn documents_built_of_fragments_are_walked_without_end(names in prop::collection::vec(0usize..6, 1..40)) {
+        // Fragments spreading one another, cycles included: the walks end.
+        let fragments: String = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("fragment F{i} on Q {{ a {{ ...F{n} }} b }} "))
+            .collect();
+        let text = format!("{{ ...F0 }} {fragments}");
+        let doc = parse_query(&text).unwrap();
+        let _ = LIMITS.check(&doc);
+        let mut data = Value::from_json(serde_json::json!({ "a": { "a": { "b": 1 } }, "b": 2 })).unwrap();
+        FieldOrder::default().restore(&doc, None, &Default::default(), &mut data);
     }
 }

@@ -29,6 +29,11 @@ pub const MAX_TYPE_REF_DEPTH: usize = 16;
 /// How many introspection lists may nest on one path (graphql-js: fewer than three).
 pub const MAX_INTROSPECTION_LISTS: usize = 2;
 
+/// Most selections a document may expand to, fragments spread where they are used. Spreads
+/// add no depth, so fragments that each spread the next twice expand exponentially within
+/// the depth limit; this bounds the walk (and refuses such a document).
+pub const MAX_SELECTIONS: usize = 20_000;
+
 /// The limits of one server.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -55,9 +60,9 @@ pub enum TooComplex {
     /// An `ofType` chain longer than any type reference.
     #[error("introspection may follow ofType at most {MAX_TYPE_REF_DEPTH} times")]
     TypeRefTooDeep,
-    /// So deeply nested that the parser refused it.
-    #[error("the query is nested too deeply to be parsed")]
-    TooDeepToParse,
+    /// Expands to more selections than any real query needs.
+    #[error("the query expands to more than {MAX_SELECTIONS} selections")]
+    TooLarge,
 }
 
 impl Limits {
@@ -69,6 +74,7 @@ impl Limits {
         let walker = Walker {
             fragments: &doc.fragments,
             max_depth: self.max_depth,
+            steps: std::cell::Cell::new(0),
         };
         for (_, operation) in doc.operations.iter() {
             let mut visiting = Vec::new();
@@ -98,6 +104,8 @@ struct Path {
 struct Walker<'a> {
     fragments: &'a HashMap<Name, Positioned<FragmentDefinition>>,
     max_depth: usize,
+    /// Selections visited so far.
+    steps: std::cell::Cell<usize>,
 }
 
 impl Walker<'_> {
@@ -110,6 +118,10 @@ impl Walker<'_> {
         visiting: &mut Vec<&'s Name>,
     ) -> Result<(), TooComplex> {
         for item in &set.items {
+            self.steps.set(self.steps.get() + 1);
+            if self.steps.get() > MAX_SELECTIONS {
+                return Err(TooComplex::TooLarge);
+            }
             match &item.node {
                 Selection::Field(field) => {
                     let field = &field.node;
@@ -298,6 +310,15 @@ mod tests {
             ),
             Err(TooComplex::IntrospectionTooDeep)
         );
+    }
+
+    #[test]
+    fn fragments_that_expand_exponentially_are_refused() {
+        let fragments: String = (0..40)
+            .map(|i| format!("fragment F{i} on Q {{ ...F{n} ...F{n} }} ", n = i + 1))
+            .collect();
+        let text = format!("{{ ...F0 }} {fragments} fragment F40 on Q {{ x }}");
+        assert_eq!(check(&text), Err(TooComplex::TooLarge));
     }
 
     #[test]

@@ -23,7 +23,11 @@ async fn the_readme_examples_run_as_written_in_order() {
         .await
         .unwrap();
     let examples = examples();
-    assert_eq!(examples.len(), 4, "query, mutation, subscription, time travel");
+    assert_eq!(
+        examples.len(),
+        4,
+        "query, mutation, subscription, time travel"
+    );
 
     let data = app.ok(&examples[0], json!({})).await;
     assert!(data["commitments"]["totalCount"].as_i64().unwrap() > 0);
@@ -49,5 +53,8 @@ async fn the_readme_examples_run_as_written_in_order() {
     assert_eq!(received["ratingChanged"]["id"], next["id"]);
 
     let data = app.ok(&examples[3], json!({})).await;
-    assert!(data["before"]["dueDate"] != data["after"]["dueDate"], "{data}");
+    assert!(
+        data["before"]["dueDate"] != data["after"]["dueDate"],
+        "{data}"
+    );
 }

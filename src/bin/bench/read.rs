@@ -103,6 +103,56 @@ async fn same_answer(client: &mut Client, body: Bytes, db_url: &str) -> anyhow::
     Ok(())
 }
 
+/// What putting one answer of the list back into selection order costs, in the worst case:
+/// every object of the answer with its keys reversed, so that each is rebuilt. Timed in this
+/// process on the answer the server gave, with the server's own code.
+async fn field_order_cost(client: &mut Client) -> anyhow::Result<Value> {
+    use commitment_tracker::graphql::order::FieldOrder;
+    let order = FieldOrder::from_sdl(&commitment_tracker::graphql::sdl());
+    let doc = async_graphql::parser::parse_query(LIST)?;
+    let answer = client
+        .post(serde_json::to_vec(&json!({ "query": LIST }))?.into())
+        .await?;
+    fn reversed(value: async_graphql::Value) -> async_graphql::Value {
+        match value {
+            async_graphql::Value::Object(map) => async_graphql::Value::Object(
+                map.into_iter()
+                    .rev()
+                    .map(|(k, v)| (k, reversed(v)))
+                    .collect(),
+            ),
+            async_graphql::Value::List(items) => {
+                async_graphql::Value::List(items.into_iter().map(reversed).collect())
+            }
+            other => other,
+        }
+    }
+    let scrambled = reversed(async_graphql::Value::from_json(answer)?);
+    let variables = async_graphql::Variables::default();
+    const ROUNDS: u32 = 2_000;
+    // The copies are made outside the timed part.
+    let mut copies: Vec<_> = (0..ROUNDS).map(|_| scrambled.clone()).collect();
+    let started = std::time::Instant::now();
+    for copy in &mut copies {
+        order.restore(&doc, None, &variables, copy);
+    }
+    let elapsed = started.elapsed();
+    let objects = count_objects(&scrambled);
+    Ok(json!({
+        "objects_per_answer": objects,
+        "us_per_answer": (elapsed.as_secs_f64() * 1e6 / f64::from(ROUNDS) * 10.0).round() / 10.0,
+        "case": "every object's keys reversed",
+    }))
+}
+
+fn count_objects(value: &async_graphql::Value) -> usize {
+    match value {
+        async_graphql::Value::Object(map) => 1 + map.values().map(count_objects).sum::<usize>(),
+        async_graphql::Value::List(items) => items.iter().map(count_objects).sum(),
+        _ => 0,
+    }
+}
+
 struct Lister {
     client: Client,
     body: Bytes,
@@ -173,7 +223,9 @@ pub async fn run(server_url: &str, args: &ReadArgs) -> anyhow::Result<Value> {
         same_answer(&mut setup, body.clone(), &db.url).await?;
         let duration = Duration::from_secs_f64(args.seconds);
         let mut levels = Vec::new();
+        let field_order = field_order_cost(&mut setup).await?;
         for &connections in &args.connections {
+            let cpu_before = server.cpu_seconds()?;
             let (api_rate, api_latency) = closed_loop(connections, duration, |_| {
                 let body = body.clone();
                 let token = token.clone();
@@ -188,6 +240,8 @@ pub async fn run(server_url: &str, args: &ReadArgs) -> anyhow::Result<Value> {
             })
             .await
             .context("the list through the API")?;
+            let cpu_per_answer_us =
+                (server.cpu_seconds()? - cpu_before) * 1e6 / api_latency.len().max(1) as f64;
             let pool = sqlx::postgres::PgPoolOptions::new()
                 .max_connections(connections as u32)
                 .min_connections(connections as u32)
@@ -202,7 +256,13 @@ pub async fn run(server_url: &str, args: &ReadArgs) -> anyhow::Result<Value> {
             pool.close().await;
             levels.push(json!({
                 "connections": connections,
-                "api": { "requests": api_latency.len(), "requests_per_sec": api_rate.round(), "latency": api_latency.summary() },
+                "api": {
+                    "requests": api_latency.len(),
+                    "requests_per_sec": api_rate.round(),
+                    "latency": api_latency.summary(),
+                    "server_cpu_us_per_answer": cpu_per_answer_us.round(),
+                    "field_order_share_of_server_cpu": (field_order["us_per_answer"].as_f64().unwrap_or(0.0) / cpu_per_answer_us * 1000.0).round() / 1000.0,
+                },
                 "ceiling": { "requests_per_sec": sql_rate.round(), "latency": sql_latency.summary() },
                 "ratio": ratio(api_rate, sql_rate),
             }));
@@ -214,6 +274,7 @@ pub async fn run(server_url: &str, args: &ReadArgs) -> anyhow::Result<Value> {
             "assessments_per_commitment": args.assessments_each,
             "seconds_per_run": args.seconds,
             "ceiling": "one hand-written SQL statement answering the same question, rows decoded, through sqlx",
+            "field_order": field_order,
             "levels": levels,
         }))
     })

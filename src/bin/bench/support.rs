@@ -124,6 +124,22 @@ impl Server {
         self.child.id().unwrap_or(0)
     }
 
+    /// The CPU time the server process has used so far (user and system), in seconds.
+    pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))?;
+        // Fields after the command name (which is in parentheses and may hold spaces):
+        // utime and stime are the 12th and 13th, in clock ticks of 1/100 s (USER_HZ).
+        let rest = stat.rsplit_once(')').context("/proc/pid/stat")?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| -> anyhow::Result<f64> {
+            Ok(fields
+                .get(i)
+                .context("a field of /proc/pid/stat")?
+                .parse::<f64>()?)
+        };
+        Ok((ticks(11)? + ticks(12)?) / 100.0)
+    }
+
     /// The server's resident memory now and at its peak, in MiB.
     pub fn memory(&self) -> anyhow::Result<Memory> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
