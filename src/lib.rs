@@ -4,11 +4,13 @@
 //! # Layout
 //!
 //! ```text
-//!  GraphQL (graphql/)  ──commands──▶  commands.rs ──decide──▶ domain/ (pure rules)
+//!  HTTP (http/) ──▶ gateway (graphql/gateway.rs): persisted queries, limits, codes, order
+//!        │
+//!  GraphQL (graphql/)  ──commands──▶  commands/ ──decide──▶ domain/ (pure rules)
 //!        │                                 │
 //!        │ reads                           │ append + inline projections, one transaction
 //!        ▼                                 ▼
-//!  store/read.rs ◀──── projection tables ◀── store/event_store.rs ──▶ events table
+//!  store/read/   ◀──── projection tables ◀── store/event_store.rs ──▶ events table
 //!                                                                       │
 //!  subscriptions ◀── broadcast ◀── store/feed.rs (tails events in committed order)
 //! ```

@@ -20,7 +20,9 @@ use async_graphql::parser::types::{
 };
 use async_graphql::{Name, Positioned, Value, Variables};
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 /// The schema's types, as far as ordering needs them.
 #[derive(Debug, Default)]
@@ -31,12 +33,20 @@ pub struct FieldOrder {
     possible: HashMap<String, HashSet<String>>,
 }
 
-/// One key of an object's answer and the selections merged under it.
+/// One key of an object's answer, the type its field returns and the selections merged
+/// under it.
 struct Collected<'d> {
     key: &'d Name,
-    field: &'d Name,
+    ty: Option<&'d Type>,
     sets: Vec<&'d SelectionSet>,
 }
+
+/// The keys of an object of one type under one list of selection sets, computed once per walk
+/// and shared by every object with the same selections.
+type Keys<'d> = Rc<Vec<Collected<'d>>>;
+
+/// Keys collected for one list of selection sets and one object type.
+type Memo<'d> = (Vec<&'d SelectionSet>, Option<String>, Keys<'d>);
 
 impl FieldOrder {
     /// Reads the types from the schema's SDL.
@@ -103,6 +113,7 @@ impl FieldOrder {
             order: self,
             doc,
             variables,
+            memo: RefCell::default(),
         };
         let root_type = Type {
             base: BaseType::Named(Name::new(root)),
@@ -126,7 +137,7 @@ impl FieldOrder {
     }
 
     /// The type a field of `ty` returns, if known (introspection's types are not in the SDL:
-    /// their objects keep the order, without null propagation).
+    /// their objects are ordered, without null propagation).
     fn field_type(&self, ty: Option<&str>, field: &str) -> Option<&Type> {
         self.fields.get(ty?)?.get(field)
     }
@@ -158,6 +169,9 @@ struct Walk<'a> {
     order: &'a FieldOrder,
     doc: &'a ExecutableDocument,
     variables: &'a Variables,
+    /// Keys collected so far, by (selection sets, object type); a document has few such pairs,
+    /// so a list searched in order serves.
+    memo: RefCell<Vec<Memo<'a>>>,
 }
 
 impl<'a> Walk<'a> {
@@ -167,30 +181,32 @@ impl<'a> Walk<'a> {
         let nulled = match value {
             Value::Object(map) => {
                 let name = self.object_type(ty.map(named), map);
-                let name = name.as_deref();
-                let collected = self.collect(name, sets);
-                self.object(name, &collected, map)
+                let keys = self.keys(name.as_deref(), sets);
+                self.object(&keys, map)
             }
             Value::List(items) => {
                 let item_type = ty.and_then(|t| match &t.base {
                     BaseType::List(inner) => Some(&**inner),
                     BaseType::Named(_) => None,
                 });
-                // Every object of a list has the same type unless it is abstract, and then
-                // the same selections.
-                let mut shared: Option<(Option<String>, Vec<Collected<'a>>)> = None;
+                // The objects of a list share their keys (unless their type is abstract and
+                // differs from one to the next).
+                let mut shared: Option<(Option<String>, Keys<'a>)> = None;
                 let mut nulled = false;
                 for item in items {
                     let item_nulled = match item {
                         Value::Object(map) => {
                             let name = self.object_type(item_type.map(named), map);
                             let name = name.as_deref();
-                            let reuse = shared.as_ref().is_some_and(|(t, _)| t.as_deref() == name);
-                            if !reuse {
-                                shared = Some((name.map(str::to_owned), self.collect(name, sets)));
-                            }
-                            let (_, collected) = shared.as_ref().expect("computed above");
-                            if self.object(name, collected, map) {
+                            let keys = match &shared {
+                                Some((t, keys)) if t.as_deref() == name => keys.clone(),
+                                _ => {
+                                    let keys = self.keys(name, sets);
+                                    shared = Some((name.map(str::to_owned), keys.clone()));
+                                    keys
+                                }
+                            };
+                            if self.object(&keys, map) {
                                 *item = Value::Null;
                                 item_type.is_some_and(|t| !t.nullable)
                             } else {
@@ -212,6 +228,27 @@ impl<'a> Walk<'a> {
         false
     }
 
+    /// The keys of an object of type `ty` under `sets`, collected once per walk.
+    fn keys(&self, ty: Option<&str>, sets: &[&'a SelectionSet]) -> Keys<'a> {
+        let same = |known: &[&SelectionSet]| {
+            known.len() == sets.len() && known.iter().zip(sets).all(|(a, b)| std::ptr::eq(*a, *b))
+        };
+        let found = self
+            .memo
+            .borrow()
+            .iter()
+            .find(|(known, t, _)| t.as_deref() == ty && same(known))
+            .map(|(_, _, keys)| keys.clone());
+        if let Some(keys) = found {
+            return keys;
+        }
+        let keys = Rc::new(self.collect(ty, sets));
+        self.memo
+            .borrow_mut()
+            .push((sets.to_vec(), ty.map(str::to_owned), keys.clone()));
+        keys
+    }
+
     /// The concrete type of an object: the field's type, or `__typename` for an abstract one.
     fn object_type<'t>(
         &self,
@@ -229,47 +266,32 @@ impl<'a> Walk<'a> {
     }
 
     /// Orders one object; returns whether it must become `null` (a non-null field failed).
-    fn object(
-        &self,
-        ty: Option<&str>,
-        collected: &[Collected<'a>],
-        map: &mut IndexMap<Name, Value>,
-    ) -> bool {
-        let in_order =
-            map.len() == collected.len() && map.keys().zip(collected).all(|(k, c)| k == c.key);
-        let mut failed = false;
+    fn object(&self, keys: &[Collected<'a>], map: &mut IndexMap<Name, Value>) -> bool {
+        let in_order = map.len() == keys.len() && map.keys().zip(keys).all(|(k, c)| k == c.key);
         if !in_order {
-            let mut old = std::mem::take(map);
-            for c in collected {
-                match old.swap_remove_entry(c.key) {
-                    Some((key, value)) => {
-                        map.insert(key, value);
+            // A field that failed is missing: `null` where it may be, else the object is.
+            for c in keys {
+                if !map.contains_key(c.key) {
+                    if c.ty.is_some_and(|t| !t.nullable) {
+                        return true;
                     }
-                    // A field that failed: `null` where it may be, else the object is.
-                    None => {
-                        let field_type = self.order.field_type(ty, c.field.as_str());
-                        if field_type.is_some_and(|t| !t.nullable) {
-                            failed = true;
-                        }
-                        map.insert(c.key.clone(), Value::Null);
-                    }
+                    map.insert(c.key.clone(), Value::Null);
                 }
             }
-            // Nothing should be left; if something is, it stays, after the rest.
-            map.extend(old);
+            // Anything not selected (there should be nothing) goes after the rest.
+            map.sort_by_cached_key(|k, _| {
+                keys.iter().position(|c| c.key == k).unwrap_or(usize::MAX)
+            });
         }
-        if failed {
-            return true;
-        }
-        for c in collected {
+        // Now the i-th entry is the i-th key.
+        for (i, c) in keys.iter().enumerate() {
             if c.sets.is_empty() {
                 continue;
             }
-            if let Some(value) = map.get_mut(c.key) {
-                let field_type = self.order.field_type(ty, c.field.as_str());
-                if self.value(field_type, &c.sets, value) {
-                    return true;
-                }
+            if let Some((_, value)) = map.get_index_mut(i)
+                && self.value(c.ty, &c.sets, value)
+            {
+                return true;
             }
         }
         false
@@ -309,7 +331,7 @@ impl<'a> Walk<'a> {
                         }
                         None => out.push(Collected {
                             key,
-                            field: &field.name.node,
+                            ty: self.order.field_type(ty, field.name.node.as_str()),
                             sets: if sub.items.is_empty() {
                                 Vec::new()
                             } else {
