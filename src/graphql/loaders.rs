@@ -74,7 +74,8 @@ impl Loader<CommitmentById> for Loaders {
         keys: &[CommitmentById],
     ) -> Result<HashMap<CommitmentById, CommitmentRow>, LoadError> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = read::commitments_by_ids(&self.pool, &ids).await?;
+        let rows =
+            crate::store::read_retrying(|| read::commitments_by_ids(&self.pool, &ids)).await?;
         Ok(rows
             .into_iter()
             .map(|r| (CommitmentById(r.id), r))
@@ -119,7 +120,9 @@ impl Loader<AssessmentsOf> for Loaders {
         let mut out = HashMap::with_capacity(keys.len());
         for (filter, batch) in batches(keys, |k| k.1) {
             let ids: Vec<Uuid> = batch.iter().map(|k| k.0).collect();
-            let rows = read::assessments_for(&self.pool, &ids, filter).await?;
+            let rows =
+                crate::store::read_retrying(|| read::assessments_for(&self.pool, &ids, filter))
+                    .await?;
             let grouped = group(
                 &batch,
                 rows.into_iter().map(|r| (r.commitment_id, r)),
@@ -148,8 +151,10 @@ impl Loader<LatestAssessmentsOf> for Loaders {
             let mut ids: Vec<Uuid> = batch.iter().map(|k| k.0).collect();
             ids.sort_unstable();
             ids.dedup();
-            let rows =
-                read::latest_assessments_for(&self.pool, &ids, i64::from(count), filter).await?;
+            let rows = crate::store::read_retrying(|| {
+                read::latest_assessments_for(&self.pool, &ids, i64::from(count), filter)
+            })
+            .await?;
             let mut windows: HashMap<Uuid, Vec<Arc<AssessmentRow>>> =
                 HashMap::with_capacity(ids.len());
             for row in rows {
@@ -178,7 +183,9 @@ impl Loader<PreviousOf> for Loaders {
         let mut out = HashMap::with_capacity(keys.len());
         for (filter, batch) in batches(keys, |k| k.1) {
             let ids: Vec<Uuid> = batch.iter().map(|k| k.0).collect();
-            let rows = read::assessments_before(&self.pool, &ids, filter).await?;
+            let rows =
+                crate::store::read_retrying(|| read::assessments_before(&self.pool, &ids, filter))
+                    .await?;
             out.extend(rows.into_iter().map(|(of, r)| (PreviousOf(of, filter), r)));
         }
         Ok(out)
@@ -194,7 +201,7 @@ impl Loader<EvidenceOf> for Loaders {
         keys: &[EvidenceOf],
     ) -> Result<HashMap<EvidenceOf, Self::Value>, LoadError> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = read::evidence_for(&self.pool, &ids).await?;
+        let rows = crate::store::read_retrying(|| read::evidence_for(&self.pool, &ids)).await?;
         Ok(group(keys, rows, EvidenceOf)
             .into_iter()
             .map(|(k, v)| (k, shared(v)))
@@ -211,7 +218,7 @@ impl Loader<EvidenceById> for Loaders {
         keys: &[EvidenceById],
     ) -> Result<HashMap<EvidenceById, EvidenceRow>, LoadError> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = read::evidence_by_ids(&self.pool, &ids).await?;
+        let rows = crate::store::read_retrying(|| read::evidence_by_ids(&self.pool, &ids)).await?;
         Ok(rows.into_iter().map(|r| (EvidenceById(r.id), r)).collect())
     }
 }
@@ -225,7 +232,7 @@ impl Loader<DisputesOf> for Loaders {
         keys: &[DisputesOf],
     ) -> Result<HashMap<DisputesOf, Self::Value>, LoadError> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = read::disputes_for(&self.pool, &ids).await?;
+        let rows = crate::store::read_retrying(|| read::disputes_for(&self.pool, &ids)).await?;
         let grouped = group(
             keys,
             rows.into_iter().map(|r| (r.assessment_id, r)),
@@ -244,7 +251,7 @@ impl Loader<RevisionsOf> for Loaders {
         keys: &[RevisionsOf],
     ) -> Result<HashMap<RevisionsOf, Self::Value>, LoadError> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = read::revisions_for(&self.pool, &ids).await?;
+        let rows = crate::store::read_retrying(|| read::revisions_for(&self.pool, &ids)).await?;
         let grouped = group(
             keys,
             rows.into_iter().map(|r| (r.commitment_id, r)),

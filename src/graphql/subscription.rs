@@ -91,7 +91,8 @@ impl Subscription {
                 if commitment_id.is_some_and(|c| !concerns(c)) {
                     return None;
                 }
-                match read::evidence_by_ids(&pool, &[event.stream_id]).await {
+                let ids = [event.stream_id];
+                match crate::store::read_retrying(|| read::evidence_by_ids(&pool, &ids)).await {
                     Ok(rows) => rows
                         .into_iter()
                         .next()

@@ -54,6 +54,45 @@ pub(crate) fn unique_violation(err: &sqlx::Error) -> Option<String> {
     }
 }
 
+/// Whether an error means the connection was lost (the server closed it, restarted, or the
+/// network failed), so that the same read on another connection may well succeed.
+pub fn is_connection_lost(err: &StoreError) -> bool {
+    let StoreError::Database(err) = err else {
+        return false;
+    };
+    match err {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
+        // 57P01..57P03: the server is shutting down or terminated the connection; class 08:
+        // connection exceptions.
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("57P0") || c.starts_with("08")),
+        _ => false,
+    }
+}
+
+/// Attempts at a read before its error is given up on.
+const READ_ATTEMPTS: u32 = 3;
+
+/// Runs a read, again on a fresh connection if the connection was lost under it (a read
+/// changes nothing, so running it twice is safe). Other errors return at once.
+pub async fn read_retrying<T, F, Fut>(mut read: F) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<T>>,
+{
+    let mut attempt = 1;
+    loop {
+        match read().await {
+            Err(e) if attempt < READ_ATTEMPTS && is_connection_lost(&e) => {
+                tracing::warn!(error = %e, attempt, "a read lost its connection; reading again");
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Creates the database named in `url` if it does not exist yet.
 pub async fn ensure_database(url: &str) -> Result<(), sqlx::Error> {
     if !Postgres::database_exists(url).await? {
@@ -81,4 +120,54 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
 /// Runs the migrations in `migrations/` that have not run yet.
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     sqlx::migrate!("./migrations").run(pool).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    fn lost() -> StoreError {
+        StoreError::Database(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "reset",
+        )))
+    }
+
+    #[tokio::test]
+    async fn a_read_that_lost_its_connection_is_read_again_a_bounded_number_of_times() {
+        let calls = Cell::new(0);
+        let result = read_retrying(|| {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move { if n < 3 { Err(lost()) } else { Ok(n) } }
+        })
+        .await;
+        assert_eq!(result.unwrap(), 3);
+
+        calls.set(0);
+        let result: StoreResult<()> = read_retrying(|| {
+            calls.set(calls.get() + 1);
+            async { Err(lost()) }
+        })
+        .await;
+        assert!(result.is_err());
+        assert_eq!(calls.get(), READ_ATTEMPTS);
+    }
+
+    #[tokio::test]
+    async fn any_other_error_returns_at_once() {
+        let calls = Cell::new(0);
+        let result: StoreResult<()> = read_retrying(|| {
+            calls.set(calls.get() + 1);
+            async { Err(StoreError::Database(sqlx::Error::RowNotFound)) }
+        })
+        .await;
+        assert!(result.is_err());
+        assert_eq!(calls.get(), 1);
+        assert!(!is_connection_lost(&StoreError::Corrupt {
+            position: 1,
+            reason: "x".into()
+        }));
+    }
 }

@@ -197,3 +197,57 @@ async fn with_trusted_documents_only_registered_documents_run_and_only_admins_re
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn a_registered_subscription_runs_by_its_hash_over_websocket() {
+    let app = spawn_app().await;
+    let subscription = "subscription($after: String) { ratingChanged(after: $after) { id } }";
+    let hash = sha256_hex(subscription);
+    let id = app.register("by-hash-live").await;
+    let cursor = crate::subscriptions::cursor_of(&app, &id).await;
+
+    // Registered by sending it with its hash over the WebSocket itself.
+    let mut client = Client::open(&app, json!({})).await.unwrap();
+    client
+        .send(json!({ "id": "a", "type": "subscribe", "payload": {
+            "query": subscription, "variables": { "after": cursor },
+            "extensions": persisted(&hash) } }))
+        .await;
+    let made = app.assess(&id, "GOOD", "2025-01-01").await;
+    assert_eq!(
+        client.next_data("a").await["ratingChanged"]["id"],
+        made["id"]
+    );
+
+    // Then the hash alone, on a new connection.
+    let mut other = Client::open(&app, json!({})).await.unwrap();
+    other
+        .send(json!({ "id": "b", "type": "subscribe", "payload": {
+            "variables": { "after": cursor }, "extensions": persisted(&hash) } }))
+        .await;
+    assert_eq!(
+        other.next_data("b").await["ratingChanged"]["id"],
+        made["id"]
+    );
+
+    // An unknown hash is refused with its code.
+    other
+        .send(json!({ "id": "c", "type": "subscribe", "payload": {
+            "extensions": persisted(&sha256_hex("subscription { nothing }")) } }))
+        .await;
+    let message = loop {
+        let message = other.receive().await;
+        if message["id"] == "c" && message["type"] != "complete" {
+            break message;
+        }
+    };
+    let errors = if message["type"] == "error" {
+        message["payload"].clone()
+    } else {
+        message["payload"]["errors"].clone()
+    };
+    assert_eq!(
+        errors[0]["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND",
+        "{message}"
+    );
+}

@@ -87,10 +87,12 @@ impl Assessment {
 
     /// A live assessment by id, without reading its timeline.
     pub async fn live_by_id(pool: &PgPool, id: Uuid) -> ApiResult<Option<Assessment>> {
-        Ok(read::assessment_by_id(pool, id)
-            .await
-            .api()?
-            .map(Assessment::live))
+        Ok(
+            crate::store::read_retrying(|| read::assessment_by_id(pool, id))
+                .await
+                .api()?
+                .map(Assessment::live),
+        )
     }
 
     pub(crate) fn live(row: AssessmentRow) -> Assessment {
