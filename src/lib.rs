@@ -44,3 +44,5 @@ pub mod startup;
 pub mod store;
 /// Logging.
 pub mod telemetry;
+/// The transparency log: Merkle tree, proofs and signed checkpoints, without I/O.
+pub mod tlog;

@@ -1,0 +1,14 @@
+//! The transparency log (DESIGN §10): one Merkle tree over every event, in committed order, so
+//! that outsiders can verify the record without trusting its operator.
+//!
+//! The algorithms are those of Go's `golang.org/x/mod/sumdb/tlog` and `note`, through
+//! Cloudflare's Rust ports (`tlog_tiles`, `signed_note`; `docs/adr/0009-transparency-log.md`),
+//! behind this module's small surface, with no I/O:
+//!
+//! - [`tree`]: RFC 6962 hashing over stored hashes (the layout of Go's tlog), tree roots,
+//!   inclusion and consistency proofs and their checks, over any [`tree::HashReader`].
+//! - [`checkpoint`]: C2SP tlog-checkpoints signed as C2SP signed notes with Ed25519, the
+//!   signed-note key formats, and key generation.
+
+pub mod checkpoint;
+pub mod tree;
