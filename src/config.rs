@@ -44,6 +44,21 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The transparency log.
+    #[command(subcommand)]
+    Log(LogCommand),
+}
+
+/// Transparency-log subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Print a new signing key for the log (signed-note format) on standard output, and its
+    /// verifier key on standard error. Keep the first secret; publish the second.
+    Keygen {
+        /// The log's name: the first line of every checkpoint, e.g. `tracker.example.org/log`.
+        #[arg(long)]
+        origin: String,
+    },
 }
 
 /// Token subcommands.

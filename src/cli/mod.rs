@@ -2,7 +2,7 @@
 
 use crate::auth::Role;
 use crate::commands::Commands;
-use crate::config::{Cli, Command, ServeArgs, Settings, TokenCommand};
+use crate::config::{Cli, Command, LogCommand, ServeArgs, Settings, TokenCommand};
 use crate::startup::Application;
 use crate::store::{self, feed::Feed, feed::FeedSettings, tokens};
 use crate::{graphql, seed};
@@ -25,6 +25,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::ExportSchema => {
             print!("{}", graphql::sdl());
+            Ok(())
+        }
+        Command::Log(LogCommand::Keygen { origin }) => {
+            anyhow::ensure!(
+                signed_note::is_key_name_valid(&origin),
+                "--origin must be non-empty, without spaces or '+' (e.g. tracker.example.org/log)"
+            );
+            let (skey, vkey) = crate::tlog::checkpoint::generate_key(&origin)?;
+            println!("{skey}");
+            eprintln!("{vkey}");
             Ok(())
         }
         Command::Verify => {

@@ -7,6 +7,7 @@ mod hostile;
 mod immutability;
 mod lists;
 mod live;
+mod log;
 mod node;
 mod persisted;
 mod processes;
