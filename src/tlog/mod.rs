@@ -9,6 +9,8 @@
 //!   inclusion and consistency proofs and their checks, over any [`tree::HashReader`].
 //! - [`checkpoint`]: C2SP tlog-checkpoints signed as C2SP signed notes with Ed25519, the
 //!   signed-note key formats, and key generation.
+//! - [`tiles`]: C2SP tlog-tiles paths, hash tiles and entry bundles.
 
 pub mod checkpoint;
+pub mod tiles;
 pub mod tree;
