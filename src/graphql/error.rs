@@ -179,7 +179,8 @@ pub fn normalise(errors: &mut [async_graphql::ServerError]) {
         if has_code {
             continue;
         }
-        if err.message == "Query is too complex." || err.message == "Query is nested too deep." {
+        // async-graphql's complexity limit (depth is checked earlier, in `limits`).
+        if err.message == "Query is too complex." {
             err.extensions
                 .get_or_insert_with(Default::default)
                 .set("code", Value::from("QUERY_TOO_COMPLEX"));

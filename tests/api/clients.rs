@@ -251,24 +251,7 @@ async fn errors_over_either_websocket_protocol_carry_their_code() {
         {
             let id = format!("e{i}");
             client.subscribe(&id, query, json!({})).await;
-            // The first message of this operation that is not its completion.
-            let message = loop {
-                let message = client.receive().await;
-                if message["id"] == id.as_str() && message["type"] != "complete" {
-                    break message;
-                }
-            };
-            let errors = if message["type"] == "error" {
-                message["payload"].clone()
-            } else {
-                message["payload"]["errors"].clone()
-            };
-            // graphql-transport-ws sends a list of errors; the legacy protocol one error.
-            let error = if errors.is_array() {
-                errors[0].clone()
-            } else {
-                errors
-            };
+            let (error, message) = client.first_error(&id).await;
             assert_eq!(
                 error["extensions"]["code"], code,
                 "{protocol} {query}: {message}"

@@ -7,26 +7,13 @@ use commitment_tracker::auth::Role;
 use commitment_tracker::store::{self, tokens};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-/// Installs the scripts' locked dependencies (npm ci) unless the lock file's are there;
-/// tests that ask at once wait for one installation.
-pub fn install_node_dependencies(dir: &Path) {
-    let status = Command::new("bash")
-        .arg(dir.join("install.sh"))
-        .status()
-        .expect("bash runs");
-    assert!(status.success(), "installing {} failed", dir.display());
-}
 
 #[tokio::test]
 async fn the_graphql_ws_client_library_sees_every_change_once_across_processes_and_faults() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
-    let install_dir = dir.clone();
-    tokio::task::spawn_blocking(move || install_node_dependencies(&install_dir))
-        .await
-        .unwrap();
+    crate::tools::install("node", &[]).await;
 
     // A cluster of the test's own, so that one scenario can restart it.
     let cluster = std::sync::Arc::new(PrivateCluster::start());

@@ -186,14 +186,9 @@ async fn with_trusted_documents_only_registered_documents_run_and_only_admins_re
     client
         .subscribe("s", "subscription { ratingChanged { id } }", json!({}))
         .await;
-    let message = client.receive().await;
-    let errors = if message["type"] == "error" {
-        message["payload"].clone()
-    } else {
-        message["payload"]["errors"].clone()
-    };
+    let (error, message) = client.first_error("s").await;
     assert_eq!(
-        errors[0]["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND",
+        error["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND",
         "{message}"
     );
 }
@@ -235,19 +230,9 @@ async fn a_registered_subscription_runs_by_its_hash_over_websocket() {
         .send(json!({ "id": "c", "type": "subscribe", "payload": {
             "extensions": persisted(&sha256_hex("subscription { nothing }")) } }))
         .await;
-    let message = loop {
-        let message = other.receive().await;
-        if message["id"] == "c" && message["type"] != "complete" {
-            break message;
-        }
-    };
-    let errors = if message["type"] == "error" {
-        message["payload"].clone()
-    } else {
-        message["payload"]["errors"].clone()
-    };
+    let (error, message) = other.first_error("c").await;
     assert_eq!(
-        errors[0]["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND",
+        error["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND",
         "{message}"
     );
 }

@@ -122,6 +122,29 @@ impl Client {
         }
     }
 
+    /// The first error of operation `id`, with the message that carried it: the operation's
+    /// first message that is not its completion, an `error` (a list of errors in
+    /// graphql-transport-ws, one error in the legacy protocol) or a result with `errors`.
+    pub async fn first_error(&mut self, id: &str) -> (Value, Value) {
+        let message = loop {
+            let message = self.receive().await;
+            if message["id"] == id && message["type"] != "complete" {
+                break message;
+            }
+        };
+        let errors = if message["type"] == "error" {
+            &message["payload"]
+        } else {
+            &message["payload"]["errors"]
+        };
+        let error = if errors.is_array() {
+            errors[0].clone()
+        } else {
+            errors.clone()
+        };
+        (error, message)
+    }
+
     pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
         let kind = if self.legacy { "start" } else { "subscribe" };
         self.send(json!({ "id": id, "type": kind, "payload": { "query": query, "variables": variables } }))

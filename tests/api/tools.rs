@@ -13,7 +13,7 @@ fn tests_dir(name: &str) -> PathBuf {
 }
 
 /// Runs `install.sh` of a tests folder (with `args`), waiting for a concurrent one.
-async fn install(folder: &str, args: &[&str]) {
+pub async fn install(folder: &str, args: &[&str]) {
     let script = tests_dir(folder).join("install.sh");
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let status = tokio::task::spawn_blocking(move || {
