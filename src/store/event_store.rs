@@ -6,6 +6,7 @@
 
 use super::chain::{ChainInput, link};
 use super::cursor::EventCursor;
+use super::personal::{self, Personal, PersonalRow};
 use super::{StoreError, StoreResult, unique_violation};
 use crate::domain::{DomainError, DomainEvent, StreamType};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
@@ -35,10 +36,12 @@ pub struct StoredEvent {
     pub event_type: String,
     /// Payload schema version.
     pub schema_version: i32,
-    /// Payload as stored.
+    /// Payload as stored: personal fields hold commitments (see [`StoredEvent::opened_payload`]).
     pub payload: Value,
-    /// Metadata as stored.
+    /// Metadata as stored: the actor is a commitment (see [`StoredEvent::actor`]).
     pub metadata: Value,
+    /// The personal values behind the commitments, or `None` where erased.
+    pub personal: Personal,
     /// Business time.
     pub occurred_at: DateTime<Utc>,
     /// Transaction time.
@@ -97,21 +100,26 @@ impl StoredEvent {
         }
     }
 
-    /// The actor recorded in the metadata.
+    /// Who wrote the event (`[erased]` once erased).
     pub fn actor(&self) -> &str {
-        self.metadata
-            .get("actor")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
+        self.personal.get(personal::ACTOR).unwrap_or_default()
+    }
+
+    /// The payload with its personal values (or `[erased]`) in place of their commitments.
+    pub fn opened_payload(&self) -> std::borrow::Cow<'_, Value> {
+        self.personal.open_payload(&self.event_type, &self.payload)
     }
 
     /// Decodes the payload into a domain event, upcasting older schema versions.
     pub fn decode(&self) -> StoreResult<DomainEvent> {
-        DomainEvent::decode(&self.event_type, self.schema_version, &self.payload).map_err(|e| {
-            StoreError::Corrupt {
-                position: self.position,
-                reason: e.to_string(),
-            }
+        DomainEvent::decode(
+            &self.event_type,
+            self.schema_version,
+            &self.opened_payload(),
+        )
+        .map_err(|e| StoreError::Corrupt {
+            position: self.position,
+            reason: e.to_string(),
         })
     }
 
@@ -144,6 +152,7 @@ impl StoredEvent {
             schema_version: row.try_get("schema_version")?,
             payload: row.try_get("payload")?,
             metadata: row.try_get("metadata")?,
+            personal: Personal::from_json(row.try_get("personal")?),
             occurred_at: row.try_get("occurred_at")?,
             recorded_at: row.try_get("recorded_at")?,
             previous_hash: row.try_get("previous_hash")?,
@@ -152,10 +161,12 @@ impl StoredEvent {
     }
 }
 
-/// The columns of [`StoredEvent`], for `select`s elsewhere in the store.
+/// The columns of [`StoredEvent`], for `select`s `from events` (not aliased) elsewhere in the
+/// store; the last gathers the event's personal values (null where erased) into one object.
 pub(crate) const EVENT_COLUMNS: &str = "position, transaction_id, event_id, stream_id, stream_type, \
      version, event_type, schema_version, payload, metadata, occurred_at, recorded_at, \
-     previous_hash, hash";
+     previous_hash, hash, (select jsonb_object_agg(p.field, p.value) \
+     from personal_data p where p.event_id = events.event_id) as personal";
 
 /// Who asked for a change and how: stored as each event's metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -413,15 +424,20 @@ pub async fn append_many(
     appends: &[Append<'_>],
 ) -> StoreResult<Vec<Vec<StoredEvent>>> {
     let mut stored: Vec<Vec<StoredEvent>> = Vec::with_capacity(appends.len());
+    let mut personal_rows: Vec<(Uuid, PersonalRow)> = Vec::new();
     for append in appends {
         let head = append.head;
-        let metadata = serde_json::to_value(append.metadata).expect("metadata serialises");
+        let clear_metadata = serde_json::to_value(append.metadata).expect("metadata serialises");
         let mut previous = head.last_hash.clone();
         let mut events = Vec::with_capacity(append.events.len());
         for (offset, (event, occurred_on)) in append.events.iter().enumerate() {
-            let payload = event.payload();
+            let mut payload = event.payload();
+            let mut metadata = clear_metadata.clone();
+            let rows = personal::seal(event.event_type(), &mut payload, &mut metadata);
             let version = head.version + 1 + offset as i32;
             let event_id = Uuid::now_v7();
+            let opened = Personal::from_rows(&rows);
+            personal_rows.extend(rows.into_iter().map(|r| (event_id, r)));
             let input = ChainInput {
                 event_id,
                 stream_id: head.stream_id,
@@ -449,7 +465,8 @@ pub async fn append_many(
                 previous_hash: previous.replace(hash.clone()),
                 hash,
                 payload,
-                metadata: metadata.clone(),
+                metadata,
+                personal: opened,
             });
         }
         stored.push(events);
@@ -478,6 +495,9 @@ pub async fn append_many(
                        payload, metadata, occurred_at, recorded_at, previous_hash, hash, ord)
              order by e.ord
              returning event_id, position, transaction_id
+         ), personal as (
+             insert into personal_data (event_id, field, opening, value)
+             select * from unnest($17::uuid[], $18::text[], $19::bytea[], $20::text[])
          ), head as (
              insert into streams (stream_id, stream_type, version, last_hash)
              select * from unnest($13::uuid[], $14::text[], $15::int4[], $16::bytea[])
@@ -519,6 +539,25 @@ pub async fn append_many(
     )
     .bind(heads.iter().map(|e| e.version).collect::<Vec<_>>())
     .bind(heads.iter().map(|e| e.hash.as_slice()).collect::<Vec<_>>())
+    .bind(personal_rows.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+    .bind(
+        personal_rows
+            .iter()
+            .map(|(_, r)| r.field)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        personal_rows
+            .iter()
+            .map(|(_, r)| r.opening.as_slice())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        personal_rows
+            .iter()
+            .map(|(_, r)| r.value.as_str())
+            .collect::<Vec<_>>(),
+    )
     .fetch_all(&mut *conn)
     .await
     .map_err(|e| match unique_violation(&e).as_deref() {

@@ -7,6 +7,7 @@ pub mod event_store;
 pub mod feed;
 pub mod idempotency;
 pub mod persisted;
+pub mod personal;
 pub mod projections;
 pub mod read;
 pub mod rebuild;

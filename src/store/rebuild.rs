@@ -9,6 +9,7 @@
 //!    tables: no write is lost, no read fails (it waits for the rename at most).
 
 use super::event_store::{EVENT_COLUMNS, Envelope, StoredEvent};
+use super::personal::{self, Personal};
 use super::read::{AssessmentRow, CommitmentRow, DisputeRow, EvidenceRow, RevisionRow};
 use super::replay::View;
 use super::{StoreError, StoreResult};
@@ -74,27 +75,43 @@ async fn fold_log(
     // language=PostgreSQL
     let mut rows = sqlx::query(
         "select position, transaction_id, stream_id, version, recorded_at,
-                metadata ->> 'actor', event_type, schema_version, payload
+                (select jsonb_object_agg(p.field, p.value) from personal_data p
+                  where p.event_id = events.event_id),
+                event_type, schema_version, payload
            from events order by transaction_id, position",
     )
     .fetch(&mut *conn);
     let (mut folded, mut last) = (0, None);
     while let Some(row) = rows.try_next().await? {
+        let personal = Personal::from_json(row.try_get(5)?);
         let envelope = Envelope {
             position: row.try_get(0)?,
             transaction_id: row.try_get(1)?,
             stream_id: row.try_get(2)?,
             version: row.try_get(3)?,
             recorded_at: row.try_get(4)?,
-            actor: row.try_get::<Option<&str>, _>(5)?.unwrap_or_default(),
+            actor: personal.get(personal::ACTOR).unwrap_or_default(),
         };
         let event_type: &str = row.try_get(6)?;
+        let schema_version: i32 = row.try_get(7)?;
         let payload: Json<&RawValue> = row.try_get(8)?;
-        let event = DomainEvent::decode_json(event_type, row.try_get(7)?, payload.0.get())
-            .map_err(|e| StoreError::Corrupt {
-                position: envelope.position,
-                reason: e.to_string(),
-            })?;
+        let corrupt = |e: crate::domain::event::DecodeError| StoreError::Corrupt {
+            position: envelope.position,
+            reason: e.to_string(),
+        };
+        let event = if personal::payload_fields(event_type).next().is_some() {
+            // A payload with personal fields is opened (their values put back) first.
+            let stored: serde_json::Value =
+                serde_json::from_str(payload.0.get()).map_err(|e| StoreError::Corrupt {
+                    position: envelope.position,
+                    reason: e.to_string(),
+                })?;
+            let opened = personal.open_payload(event_type, &stored);
+            DomainEvent::decode(event_type, schema_version, &opened).map_err(corrupt)?
+        } else {
+            DomainEvent::decode_json(event_type, schema_version, payload.0.get())
+                .map_err(corrupt)?
+        };
         view.apply(&envelope, &event);
         folded += 1;
         last = Some((envelope.transaction_id, envelope.position));

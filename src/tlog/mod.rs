@@ -9,8 +9,11 @@
 //!   inclusion and consistency proofs and their checks, over any [`tree::HashReader`].
 //! - [`checkpoint`]: C2SP tlog-checkpoints signed as C2SP signed notes with Ed25519, the
 //!   signed-note key formats, and key generation.
+//! - [`leaf`]: the bytes of a leaf (RFC 8785 JSON) and the salted commitments that stand in
+//!   them for personal values.
 //! - [`tiles`]: C2SP tlog-tiles paths, hash tiles and entry bundles.
 
 pub mod checkpoint;
+pub mod leaf;
 pub mod tiles;
 pub mod tree;

@@ -4,6 +4,7 @@ mod audit;
 mod batch;
 #[path = "../common/mod.rs"]
 mod common;
+mod personal;
 
 use commitment_tracker::commands::Commands;
 use commitment_tracker::domain::DomainEvent;
@@ -428,7 +429,15 @@ async fn a_payload_read_from_its_text_is_the_event_its_json_tree_gives() {
     let (_db, pool) = fresh().await;
     import_seed(&pool).await;
     let rows: Vec<(String, i32, serde_json::Value, String)> = sqlx::query_as(
-        "select event_type, schema_version, payload, payload::text from events order by position",
+        // Personal values back in the payload (as `StoredEvent::opened_payload` puts them).
+        "select event_type, schema_version, opened, opened::text
+           from (select event_type, schema_version, position,
+                        payload || coalesce((select jsonb_object_agg(p.field, p.value)
+                                               from personal_data p
+                                              where p.event_id = events.event_id
+                                                and p.field <> 'actor'), '{}') as opened
+                   from events) e
+          order by position",
     )
     .fetch_all(&pool)
     .await

@@ -77,7 +77,9 @@ fn equivalent_event() -> (Value, Value) {
         "rationale": "Far from on track; weak common standards hold back interoperability.",
         "evidenceIds": [], "evaluation": "HC 780",
     });
-    let metadata = json!({ "actor": "bench", "role": "admin", "requestId": Uuid::now_v7() });
+    // The actor as a commitment, as events hold it (DESIGN §11).
+    let actor = commitment_tracker::tlog::leaf::commitment_json(&[5; 32]);
+    let metadata = json!({ "actor": actor, "role": "admin", "requestId": Uuid::now_v7() });
     (payload, metadata)
 }
 

@@ -129,7 +129,9 @@ async fn position_reader(
             // The same columns the feed reads, so both readers do the same work per event.
             let rows: Vec<i64> = sqlx::query(
                 "select position, transaction_id, event_id, stream_id, stream_type, version, event_type,
-                        schema_version, payload, metadata, occurred_at, recorded_at, previous_hash, hash
+                        schema_version, payload, metadata, occurred_at, recorded_at, previous_hash, hash,
+                        (select jsonb_object_agg(p.field, p.value) from personal_data p
+                          where p.event_id = events.event_id) as personal
                  from events where position > $1 and event_type = 'CommitmentAssessed'
                  order by position limit 1000",
             )

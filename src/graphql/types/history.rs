@@ -95,9 +95,10 @@ impl Event {
     async fn schema_version(&self) -> i32 {
         self.0.schema_version
     }
-    /// The payload as stored.
+    /// The payload, personal values in clear (`[erased]` once erased; the leaf holds them
+    /// only as commitments).
     async fn payload(&self) -> Json<serde_json::Value> {
-        Json(self.0.payload.clone())
+        Json(self.0.opened_payload().into_owned())
     }
     /// Who wrote it.
     async fn actor(&self) -> &str {

@@ -1,0 +1,184 @@
+//! Personal values (DESIGN §11): kept out of the events, each with its own opening in
+//! `personal_data`, with a salted commitment in its place in the stored event.
+//!
+//! On append, [`seal`] swaps each personal field of a payload or metadata for its commitment
+//! and hands back the rows that hold the clear values. On read, an event's [`Personal`]
+//! (the values, or `None` where erased) opens the stored payload and metadata again.
+
+use crate::tlog::leaf::{commit, commitment_json, new_opening};
+use serde_json::Value;
+use std::borrow::Cow;
+
+/// What an erased value reads as.
+pub const ERASED: &str = "[erased]";
+
+/// The metadata field naming who wrote an event.
+pub const ACTOR: &str = "actor";
+
+/// The personal fields of payloads, by event type (top-level members only).
+pub const PAYLOAD_FIELDS: &[(&str, &str)] = &[("EvidenceSubmitted", "submittedBy")];
+
+/// The personal payload fields of an event type.
+pub fn payload_fields(event_type: &str) -> impl Iterator<Item = &'static str> + '_ {
+    PAYLOAD_FIELDS
+        .iter()
+        .filter(move |(t, _)| *t == event_type)
+        .map(|(_, f)| *f)
+}
+
+/// One personal value to store beside its event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonalRow {
+    /// `actor` or a payload field's name.
+    pub field: &'static str,
+    /// The random opening of its commitment.
+    pub opening: Vec<u8>,
+    /// The clear value.
+    pub value: String,
+}
+
+/// Swaps every personal field of an event for a commitment under a fresh opening, and
+/// returns the rows that keep the values.
+pub fn seal(event_type: &str, payload: &mut Value, metadata: &mut Value) -> Vec<PersonalRow> {
+    let mut rows = Vec::new();
+    let mut swap = |field: &'static str, slot: Option<&mut Value>| {
+        if let Some(slot) = slot
+            && let Some(value) = slot.as_str()
+        {
+            let opening = new_opening();
+            let value = value.to_owned();
+            *slot = commitment_json(&commit(&opening, &value));
+            rows.push(PersonalRow {
+                field,
+                opening: opening.to_vec(),
+                value,
+            });
+        }
+    };
+    for field in payload_fields(event_type) {
+        swap(field, payload.get_mut(field));
+    }
+    swap(ACTOR, metadata.get_mut(ACTOR));
+    rows
+}
+
+/// The personal values of one stored event: each field's value, or `None` where erased.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Personal(pub Vec<(String, Option<String>)>);
+
+impl Personal {
+    /// Reads the `personal` column (`{"field": value-or-null}`), absent for none.
+    pub fn from_json(value: Option<Value>) -> Self {
+        let Some(Value::Object(map)) = value else {
+            return Self::default();
+        };
+        // A JSON object's members come in key order, as `from_rows` sorts them.
+        Self(
+            map.into_iter()
+                .map(|(k, v)| (k, v.as_str().map(str::to_owned)))
+                .collect(),
+        )
+    }
+
+    /// The rows an append wrote, all in clear.
+    pub fn from_rows(rows: &[PersonalRow]) -> Self {
+        let mut fields: Vec<_> = rows
+            .iter()
+            .map(|r| (r.field.to_owned(), Some(r.value.clone())))
+            .collect();
+        fields.sort();
+        Self(fields)
+    }
+
+    /// A field's value as read: the value, `[erased]`, or `None` if the event has no such
+    /// personal field.
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, v)| v.as_deref().unwrap_or(ERASED))
+    }
+
+    /// The fields whose values were erased, in name order.
+    pub fn erased_fields(&self) -> Vec<&str> {
+        let mut fields: Vec<&str> = self
+            .0
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(f, _)| f.as_str())
+            .collect();
+        fields.sort_unstable();
+        fields
+    }
+
+    /// The stored payload with its personal fields' values (or `[erased]`) back in place.
+    pub fn open_payload<'a>(&self, event_type: &str, payload: &'a Value) -> Cow<'a, Value> {
+        let mut fields = payload_fields(event_type).peekable();
+        if fields.peek().is_none() {
+            return Cow::Borrowed(payload);
+        }
+        let mut opened = payload.clone();
+        for field in fields {
+            if let (Some(slot), Some(value)) = (opened.get_mut(field), self.get(field)) {
+                *slot = Value::String(value.to_owned());
+            }
+        }
+        Cow::Owned(opened)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tlog::leaf::commitment_in;
+    use serde_json::json;
+
+    #[test]
+    fn sealing_leaves_no_clear_value_and_opening_restores_it() {
+        let mut payload = json!({"title": "GDE evaluation", "submittedBy": "Dr A. Example"});
+        let mut metadata = json!({"actor": "clerk", "role": "editor"});
+        let rows = seal("EvidenceSubmitted", &mut payload, &mut metadata);
+        assert_eq!(rows.len(), 2);
+        let text = format!("{payload}{metadata}");
+        assert!(
+            !text.contains("Dr A. Example") && !text.contains("clerk"),
+            "{text}"
+        );
+        for row in &rows {
+            let slot = if row.field == ACTOR {
+                &metadata[ACTOR]
+            } else {
+                &payload[row.field]
+            };
+            assert_eq!(commitment_in(slot), Some(commit(&row.opening, &row.value)));
+        }
+        assert_eq!(metadata["role"], "editor");
+
+        let personal = Personal::from_rows(&rows);
+        let opened = personal.open_payload("EvidenceSubmitted", &payload);
+        assert_eq!(opened["submittedBy"], "Dr A. Example");
+        assert_eq!(personal.get(ACTOR), Some("clerk"));
+
+        let erased = Personal::from_json(Some(json!({"actor": "clerk", "submittedBy": null})));
+        assert_eq!(
+            erased.open_payload("EvidenceSubmitted", &payload)["submittedBy"],
+            ERASED
+        );
+        assert_eq!(erased.erased_fields(), ["submittedBy"]);
+        assert_eq!(erased.get("organisation"), None);
+    }
+
+    #[test]
+    fn an_event_without_personal_payload_fields_seals_only_its_actor() {
+        let mut payload = json!({"slug": "epr"});
+        let mut metadata = json!({"actor": "seed"});
+        let rows = seal("CommitmentRegistered", &mut payload, &mut metadata);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(payload, json!({"slug": "epr"}));
+        let personal = Personal::from_rows(&rows);
+        assert!(matches!(
+            personal.open_payload("CommitmentRegistered", &payload),
+            Cow::Borrowed(_)
+        ));
+    }
+}
