@@ -3,6 +3,7 @@
 use crate::domain::scorecard::ScorecardRule;
 use crate::graphql::gateway::PersistedMode;
 use clap::{Args, Parser, Subcommand};
+use sha2::Digest;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -147,6 +148,46 @@ pub struct ServeArgs {
     /// registers one (by sending a document with its hash, as automatic persisted queries do).
     #[arg(long, env = "PERSISTED_QUERIES_ONLY", default_value_t = false)]
     pub persisted_queries_only: bool,
+    /// The transparency log's private key (signed-note format, from `log keygen`). Created
+    /// there (mode 0600) if the file does not exist; the last checkpoint signed is kept
+    /// beside it in `<file>.checkpoint`.
+    #[arg(long, env = "LOG_SIGNING_KEY_FILE", default_value = "log-signing.key")]
+    pub log_signing_key_file: PathBuf,
+    /// The log's name (checkpoint origin) for a key created at start.
+    #[arg(
+        long,
+        env = "LOG_ORIGIN",
+        default_value = "commitment-tracker.localhost/log"
+    )]
+    pub log_origin: String,
+    /// The least time (ms) between two checkpoints; one is signed only when the tree grew.
+    #[arg(long, env = "LOG_CHECKPOINT_INTERVAL_MS", default_value_t = 1000)]
+    pub log_checkpoint_interval_ms: u64,
+    /// How often (ms) the log's sequencer looks for newly committed events.
+    #[arg(long, env = "LOG_SEQUENCE_INTERVAL_MS", default_value_t = 100)]
+    pub log_sequence_interval_ms: u64,
+}
+
+/// The transparency log's settings (DESIGN §10).
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// The private key's file.
+    pub signing_key_file: PathBuf,
+    /// The origin of a key created at start.
+    pub origin: String,
+    /// Least time between checkpoints.
+    pub checkpoint_interval: Duration,
+    /// Sequencer poll interval.
+    pub sequence_interval: Duration,
+}
+
+impl LogSettings {
+    /// Where the last checkpoint signed is kept: beside the key.
+    pub fn state_file(&self) -> PathBuf {
+        let mut name = self.signing_key_file.clone().into_os_string();
+        name.push(".checkpoint");
+        name.into()
+    }
 }
 
 /// Everything the server needs, resolved.
@@ -188,6 +229,8 @@ pub struct Settings {
     pub token_cache: Duration,
     /// Whether any document runs, or only registered ones.
     pub persisted_mode: PersistedMode,
+    /// The transparency log.
+    pub log: LogSettings,
 }
 
 impl Settings {
@@ -216,15 +259,27 @@ impl Settings {
             } else {
                 PersistedMode::Automatic
             },
+            log: LogSettings {
+                signing_key_file: args.log_signing_key_file.clone(),
+                origin: args.log_origin.clone(),
+                checkpoint_interval: Duration::from_millis(args.log_checkpoint_interval_ms),
+                sequence_interval: Duration::from_millis(args.log_sequence_interval_ms.max(5)),
+            },
         }
     }
 
-    /// Defaults for `database_url`, listening on `listen`.
+    /// Defaults for `database_url`, listening on `listen`, with the log's key in a file of
+    /// the temporary directory named after the database (so that every database has a key
+    /// and a state file of its own, as tests and benchmarks need).
     pub fn new(database_url: impl Into<String>, listen: SocketAddr) -> Self {
-        let args = ServeArgs::parse_from_defaults();
+        let database_url = database_url.into();
+        let mut args = ServeArgs::parse_from_defaults();
+        let tag = hex::encode(&sha2::Sha256::digest(database_url.as_bytes())[..8]);
+        args.log_signing_key_file =
+            std::env::temp_dir().join(format!("commitment-tracker-log-{tag}.key"));
         Self {
             listen,
-            ..Self::from_args(database_url.into(), &args)
+            ..Self::from_args(database_url, &args)
         }
     }
 }

@@ -7,11 +7,14 @@ use crate::config::Settings;
 use crate::graphql::gateway::Gateway;
 use crate::graphql::limits::Limits;
 use crate::graphql::{SchemaDeps, Schemas, build_schemas};
+use crate::http::log::LogInfo;
 use crate::http::{AppState, router};
 use crate::shared::Hub;
 use crate::store::persisted::PersistedQueries;
 use crate::store::tokens::TokenCache;
 use crate::store::{self, feed::Feed, feed::FeedSettings};
+use crate::tlog::sequencer::{self, SequencerSettings};
+use crate::tlog::signer::{Signer, load_or_create_key};
 use axum::Router;
 use sqlx::PgPool;
 use std::future::Future;
@@ -20,6 +23,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 /// A built server, bound and ready to run.
 pub struct Application {
@@ -27,6 +31,7 @@ pub struct Application {
     router: Router,
     feed: Feed,
     pool: PgPool,
+    sequencer: SequencerSettings,
 }
 
 impl Application {
@@ -45,6 +50,26 @@ impl Application {
         .await?;
         let commands = Commands::new(pool.clone(), feed.clone());
         let tokens = Arc::new(TokenCache::new(settings.token_cache));
+        let log = &settings.log;
+        let (key, created) = load_or_create_key(&log.signing_key_file, &log.origin)?;
+        if created {
+            tracing::warn!(
+                file = %log.signing_key_file.display(),
+                verifier_key = key.verifier_key(),
+                "created a new signing key for the transparency log; keep it safe and set \
+                 LOG_SIGNING_KEY_FILE to it"
+            );
+        }
+        let log_info = Arc::new(LogInfo {
+            verifier_key: key.verifier_key().to_owned(),
+            origin: key.origin().to_owned(),
+            quorum: 0,
+        });
+        let sequencer = SequencerSettings {
+            poll_interval: log.sequence_interval,
+            checkpoint_interval: log.checkpoint_interval,
+            signer: Arc::new(Signer::new(key, log.state_file())),
+        };
         let Schemas { http, live } = build_schemas(SchemaDeps {
             pool: pool.clone(),
             commands,
@@ -53,6 +78,7 @@ impl Application {
             max_complexity: settings.max_query_complexity,
             max_page: settings.max_page_size,
             tokens: tokens.clone(),
+            log: log_info.clone(),
         });
         let limits = Limits {
             max_depth: settings.max_query_depth,
@@ -71,12 +97,14 @@ impl Application {
             gateway,
             live,
             settings,
+            log: log_info,
         });
         Ok(Self {
             listener,
             router,
             feed,
             pool,
+            sequencer,
         })
     }
 
@@ -107,6 +135,10 @@ impl Application {
         let feed = tokio::spawn(self.feed.clone().run(async move {
             let _ = feed_stop.wait_for(|s| *s).await;
         }));
+        let sequencer = tokio::spawn(
+            sequencer::run(self.pool.clone(), self.sequencer.clone(), stop_rx.clone())
+                .instrument(tracing::info_span!("log_sequencer")),
+        );
         let result = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
@@ -115,6 +147,7 @@ impl Application {
             .await;
         drop(stop_rx);
         feed.abort();
+        let _ = sequencer.await;
         result
     }
 }

@@ -53,6 +53,13 @@ pub struct DisputesOf(pub Uuid);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RevisionsOf(pub Uuid);
 
+/// An event's leaf in the transparency log: its index and bytes (none until sequenced).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LeafOf(pub Uuid);
+/// The event at a global position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EventAt(pub i64);
+
 fn group<K: Copy + Eq + std::hash::Hash, T>(
     keys: &[K],
     rows: impl IntoIterator<Item = (Uuid, T)>,
@@ -258,5 +265,36 @@ impl Loader<RevisionsOf> for Loaders {
             RevisionsOf,
         );
         Ok(grouped.into_iter().map(|(k, v)| (k, Arc::new(v))).collect())
+    }
+}
+
+impl Loader<LeafOf> for Loaders {
+    type Value = (u64, Arc<Vec<u8>>);
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[LeafOf]) -> Result<HashMap<LeafOf, Self::Value>, LoadError> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows =
+            crate::store::read_retrying(|| crate::store::tree::leaves_of(&self.pool, &ids)).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, (index, leaf))| (LeafOf(id), (index, Arc::new(leaf))))
+            .collect())
+    }
+}
+
+impl Loader<EventAt> for Loaders {
+    type Value = Arc<crate::store::event_store::StoredEvent>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[EventAt]) -> Result<HashMap<EventAt, Self::Value>, LoadError> {
+        let positions: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let rows =
+            crate::store::read_retrying(|| crate::store::tree::events_at(&self.pool, &positions))
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|e| (EventAt(e.position), Arc::new(e)))
+            .collect())
     }
 }

@@ -55,6 +55,8 @@ pub struct SchemaDeps {
     pub max_page: i32,
     /// Tokens recently checked (revoking one drops it).
     pub tokens: Arc<TokenCache>,
+    /// The transparency log's key and quorum.
+    pub log: Arc<crate::http::log::LogInfo>,
 }
 
 /// Requires a token with the admin role on the request.
@@ -105,6 +107,7 @@ pub fn build_schemas(deps: SchemaDeps) -> Schemas {
             .data(deps.feed.clone())
             .data(deps.scorecard_rule)
             .data(deps.tokens.clone())
+            .data(deps.log.clone())
             .data(loader.clone())
             .data(types::PageLimit(deps.max_page))
             .data(recent.clone());

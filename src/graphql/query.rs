@@ -146,6 +146,23 @@ impl Query {
         Assessment::live_by_id(ctx.data::<PgPool>()?, id).await
     }
 
+    /// The transparency log's latest checkpoint (with its witnesses' quorum): sign-verifiable
+    /// against `GET /log/key`. NOT_FOUND until the first is signed.
+    async fn checkpoint(&self, ctx: &Context<'_>) -> ApiResult<super::types::Checkpoint> {
+        super::types::checkpoint(ctx).await
+    }
+
+    /// The RFC 9162 §2.1.4 consistency proof (base64 hashes) that the tree of `fromSize`
+    /// leaves is a prefix of the tree of `toSize`, up to the latest checkpoint's size.
+    async fn consistency_proof(
+        &self,
+        ctx: &Context<'_>,
+        from_size: i32,
+        to_size: i32,
+    ) -> ApiResult<Vec<String>> {
+        super::types::consistency_proof(ctx, from_size, to_size).await
+    }
+
     /// The raw event log in committed order, optionally of one stream and some types.
     async fn events(
         &self,

@@ -7,10 +7,12 @@
 //! | `GET /graphql` from a browser, `/graphql/assets/…` | [`graphiql`] |
 //! | `GET /graphql/ws` | [`ws`] (both WebSocket protocols) |
 //! | `GET /health` | [`health`] |
+//! | `GET /log/checkpoint`, `/log/key`, `/log/tile/…` | [`log`] (the transparency log) |
 
 pub mod graphiql;
 pub mod graphql;
 pub mod health;
+pub mod log;
 pub mod ws;
 
 use crate::auth::Actor;
@@ -55,6 +57,8 @@ pub struct AppState {
     pub hub: Arc<Hub<Gateway>>,
     /// Tokens recently checked.
     pub tokens: Arc<TokenCache>,
+    /// The transparency log's key and quorum.
+    pub log: Arc<log::LogInfo>,
 }
 
 /// Every route, with the limits that apply to all of them.
@@ -66,6 +70,9 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql/ws", get(ws::upgrade))
         .route("/graphql/assets/{file}", get(graphiql::asset))
         .route("/health", get(health::health))
+        .route("/log/checkpoint", get(log::checkpoint))
+        .route("/log/key", get(log::key))
+        .route("/log/tile/{*path}", get(log::tile))
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(RequestBodyLimitLayer::new(body_limit))

@@ -13,6 +13,7 @@ pub mod read;
 pub mod rebuild;
 pub mod replay;
 pub mod tokens;
+pub mod tree;
 pub mod verify;
 
 use crate::domain::DomainError;

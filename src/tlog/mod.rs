@@ -3,7 +3,7 @@
 //!
 //! The algorithms are those of Go's `golang.org/x/mod/sumdb/tlog` and `note`, through
 //! Cloudflare's Rust ports (`tlog_tiles`, `signed_note`; `docs/adr/0009-transparency-log.md`),
-//! behind this module's small surface, with no I/O:
+//! behind this module's small surface. These parts do no I/O:
 //!
 //! - [`tree`]: RFC 6962 hashing over stored hashes (the layout of Go's tlog), tree roots,
 //!   inclusion and consistency proofs and their checks, over any [`tree::HashReader`].
@@ -13,7 +13,16 @@
 //!   them for personal values.
 //! - [`tiles`]: C2SP tlog-tiles paths, hash tiles and entry bundles.
 
+//!
+//! These run the log, through the store's `tree` tables:
+//!
+//! - [`sequencer`]: the one sequencer across all processes (an advisory lock), giving each
+//!   committed event its leaf and signing checkpoints as the tree grows.
+//! - [`signer`]: signing a checkpoint only when it is consistent with every one before.
+
 pub mod checkpoint;
 pub mod leaf;
+pub mod sequencer;
+pub mod signer;
 pub mod tiles;
 pub mod tree;

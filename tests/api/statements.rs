@@ -4,7 +4,8 @@
 //! sqlx reports every statement it runs as a `tracing` event (target `sqlx::query`). A layer
 //! counts them per thread: each test runs its server on its own single-threaded runtime, so
 //! the count is the test's own even when tests share a process. The feed's own reads are
-//! left out (they run under the `feed_reader` / `feed_listener` spans).
+//! left out (they run under the `feed_reader` / `feed_listener` spans), as are the log
+//! sequencer's (under `log_sequencer`).
 
 use crate::helpers::spawn_app;
 use serde_json::json;
@@ -25,9 +26,9 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<S> for Co
         if event.metadata().target() != "sqlx::query" {
             return;
         }
-        let in_feed = ctx
-            .event_scope(event)
-            .is_some_and(|mut scope| scope.any(|span| span.name().starts_with("feed_")));
+        let in_feed = ctx.event_scope(event).is_some_and(|mut scope| {
+            scope.any(|span| span.name().starts_with("feed_") || span.name().starts_with("log_"))
+        });
         if !in_feed {
             STATEMENTS.with(|c| c.set(c.get() + 1));
         }

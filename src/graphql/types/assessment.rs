@@ -206,6 +206,10 @@ impl Assessment {
     async fn cursor(&self) -> String {
         self.row.cursor.encode()
     }
+    /// The `CommitmentAssessed` event that recorded it, with its leaf and inclusion proof.
+    async fn event(&self, ctx: &Context<'_>) -> ApiResult<Event> {
+        event_at(ctx, self.row.cursor.position).await
+    }
 }
 
 /// A formal response contesting an assessment.
@@ -253,5 +257,9 @@ impl Dispute {
     }
     async fn cursor(&self) -> String {
         self.row.cursor.encode()
+    }
+    /// The `AssessmentDisputed` event that recorded it, with its leaf and inclusion proof.
+    async fn event(&self, ctx: &Context<'_>) -> ApiResult<Event> {
+        event_at(ctx, self.row.cursor.position).await
     }
 }

@@ -69,4 +69,17 @@ impl Evidence {
     async fn cursor(&self) -> String {
         self.row.cursor.encode()
     }
+    /// The evidence's events (its submission, and its retraction if any), in version order,
+    /// each with its leaf and inclusion proof.
+    async fn events(&self, ctx: &Context<'_>) -> ApiResult<Vec<Event>> {
+        let pool = pool(ctx)?;
+        let id = self.row.id;
+        let events = crate::store::read_retrying(|| async move {
+            let mut conn = pool.acquire().await?;
+            crate::store::event_store::load_stream(&mut conn, id).await
+        })
+        .await
+        .api()?;
+        Ok(events.into_iter().map(|e| Event(Arc::new(e))).collect())
+    }
 }

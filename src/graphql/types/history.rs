@@ -116,6 +116,31 @@ impl Event {
     async fn occurred_at(&self) -> DateTime<Utc> {
         self.0.occurred_at
     }
+    /// Its index in the transparency log's tree; null until the sequencer has given it one
+    /// (about a second after its commit).
+    async fn leaf_index(&self, ctx: &Context<'_>) -> ApiResult<Option<i64>> {
+        Ok(log::leaf_of(ctx, self.0.event_id)
+            .await?
+            .map(|(index, _)| index as i64))
+    }
+    /// Its leaf bytes (RFC 8785 JSON, personal values as commitments), base64: what the tree
+    /// hashes, as `/log/tile/entries/…` serves it.
+    async fn leaf(&self, ctx: &Context<'_>) -> ApiResult<Option<String>> {
+        use base64::Engine;
+        Ok(log::leaf_of(ctx, self.0.event_id)
+            .await?
+            .map(|(_, leaf)| base64::engine::general_purpose::STANDARD.encode(leaf.as_slice())))
+    }
+    /// The proof that its leaf is in the tree of `treeSize` leaves (default: the latest
+    /// checkpoint's size); null until the event is in that tree.
+    async fn inclusion_proof(
+        &self,
+        ctx: &Context<'_>,
+        tree_size: Option<i32>,
+    ) -> ApiResult<Option<InclusionProof>> {
+        let leaf = log::leaf_of(ctx, self.0.event_id).await?.map(|(i, _)| i);
+        log::inclusion_proof(ctx, leaf, tree_size).await
+    }
     /// Transaction time: when this system stored it.
     async fn recorded_at(&self) -> DateTime<Utc> {
         self.0.recorded_at

@@ -5,6 +5,7 @@ mod assessment;
 mod commitment;
 mod evidence;
 mod history;
+mod log;
 mod scorecard;
 mod token;
 
@@ -12,13 +13,15 @@ pub use assessment::*;
 pub use commitment::*;
 pub use evidence::*;
 pub use history::*;
+pub use log::{Checkpoint, InclusionProof};
+pub(crate) use log::{checkpoint, consistency_proof, event_at};
 pub use scorecard::*;
 pub use token::*;
 
 use super::error::{ApiResult, OrApi};
 use super::loaders::{
-    AssessmentsOf, CommitmentById, DisputesOf, EvidenceById, EvidenceOf, LatestAssessmentsOf,
-    Loaders, PreviousOf, RevisionsOf,
+    AssessmentsOf, CommitmentById, DisputesOf, EventAt, EvidenceById, EvidenceOf,
+    LatestAssessmentsOf, LeafOf, Loaders, PreviousOf, RevisionsOf,
 };
 use super::prefetch::Prefetched;
 use super::scalars::Date;
