@@ -18,5 +18,6 @@ mod session;
 mod statements;
 mod subscriptions;
 mod timetravel;
+mod tlog;
 mod tools;
 mod writes;

@@ -1,0 +1,264 @@
+//! The transparency log over real HTTP (DESIGN §10): checkpoints signed with the served key,
+//! leaves and proofs through GraphQL, tiles that rebuild the tree, bad input refused.
+
+use crate::helpers::{TestApp, seed_file, spawn_app_with};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use commitment_tracker::seed;
+use commitment_tracker::tlog::checkpoint::{self, VerifiedCheckpoint};
+use commitment_tracker::tlog::leaf::commitment_in;
+use commitment_tracker::tlog::tiles::parse_entry_bundle;
+use commitment_tracker::tlog::tree::{self, Hash, MemoryTree};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+async fn seeded_log() -> TestApp {
+    let app = spawn_app_with(|s| {
+        s.log.checkpoint_interval = Duration::ZERO;
+        s.log.sequence_interval = Duration::from_millis(20);
+    })
+    .await;
+    seed::import(&app.commands().await, &seed_file())
+        .await
+        .unwrap();
+    app
+}
+
+async fn get(app: &TestApp, path: &str) -> reqwest::Response {
+    app.client
+        .get(format!("{}{path}", app.address))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Waits (bounded) until the served checkpoint covers every event, and returns it verified.
+async fn checkpoint_of_everything(app: &TestApp) -> (VerifiedCheckpoint, String, String) {
+    let vkey = get(app, "/log/key").await.text().await.unwrap();
+    let vkey = vkey.trim().to_owned();
+    let events = app.event_count().await as u64;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = get(app, "/log/checkpoint").await;
+        if response.status() == 200 {
+            assert_eq!(response.headers()["cache-control"], "no-cache");
+            let note = response.text().await.unwrap();
+            let verified = checkpoint::verify(note.as_bytes(), &vkey).expect("signed by the key");
+            if verified.size == events {
+                return (verified, note, vkey);
+            }
+            assert!(verified.size < events, "a checkpoint beyond the log");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint of {events} events"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn hash(b64: &Value) -> Hash {
+    Hash(
+        STANDARD
+            .decode(b64.as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn every_event_is_a_leaf_whose_inclusion_proof_verifies_against_the_signed_checkpoint() {
+    let app = seeded_log().await;
+    let (checkpoint, note, vkey) = checkpoint_of_everything(&app).await;
+    assert!(
+        vkey.starts_with(&format!("{}+", checkpoint.origin)),
+        "{vkey}"
+    );
+    let data = app
+        .ok(
+            "{ checkpoint { origin size rootHash note }
+               events(first: 500) { nodes { id type leafIndex leaf inclusionProof { leafIndex treeSize hashes } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(data["checkpoint"]["note"], note.as_str());
+    assert_eq!(data["checkpoint"]["size"], checkpoint.size);
+    assert_eq!(data["checkpoint"]["origin"], checkpoint.origin.as_str());
+    assert_eq!(hash(&data["checkpoint"]["rootHash"]), checkpoint.root);
+    let nodes = data["events"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len() as u64, checkpoint.size);
+    for (i, node) in nodes.iter().enumerate() {
+        // Committed order is leaf order, from 0 without gaps.
+        assert_eq!(node["leafIndex"], i, "{node}");
+        let leaf = STANDARD.decode(node["leaf"].as_str().unwrap()).unwrap();
+        let parsed: Value = serde_json::from_slice(&leaf).unwrap();
+        assert_eq!(parsed["id"], node["id"]);
+        assert_eq!(parsed["type"], node["type"]);
+        assert!(
+            commitment_in(&parsed["metadata"]["actor"]).is_some(),
+            "{parsed}"
+        );
+        if node["type"] == "EvidenceSubmitted" {
+            assert!(commitment_in(&parsed["payload"]["submittedBy"]).is_some());
+        }
+        let proof = &node["inclusionProof"];
+        assert_eq!(proof["treeSize"], checkpoint.size);
+        let hashes: Vec<Hash> = proof["hashes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(hash)
+            .collect();
+        tree::check_inclusion(
+            &hashes,
+            checkpoint.size,
+            checkpoint.root,
+            i as u64,
+            tree::leaf_hash(&leaf),
+        )
+        .unwrap_or_else(|e| panic!("leaf {i}: {e:?}"));
+        // Any hash changed and the proof fails.
+        if let Some(first) = hashes.first() {
+            let mut bad = hashes.clone();
+            bad[0] = Hash(first.0.map(|b| b ^ 1));
+            assert!(
+                tree::check_inclusion(
+                    &bad,
+                    checkpoint.size,
+                    checkpoint.root,
+                    i as u64,
+                    tree::leaf_hash(&leaf)
+                )
+                .is_err()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_tiles_rebuild_the_tree_the_checkpoint_signs() {
+    let app = seeded_log().await;
+    let (checkpoint, _, _) = checkpoint_of_everything(&app).await;
+    let size = checkpoint.size;
+    assert!(size < 256, "the seed fits one partial tile");
+    let entries = get(&app, &format!("/log/tile/entries/000.p/{size}")).await;
+    assert_eq!(entries.status(), 200);
+    assert_eq!(
+        entries.headers()["cache-control"],
+        "no-cache",
+        "a partial tile changes"
+    );
+    let bundle = entries.bytes().await.unwrap();
+    let leaves = parse_entry_bundle(&bundle).unwrap();
+    assert_eq!(leaves.len() as u64, size);
+    let mut rebuilt = MemoryTree::new();
+    for leaf in &leaves {
+        rebuilt.append(leaf);
+    }
+    assert_eq!(rebuilt.root_at(size), checkpoint.root);
+
+    // The level-0 hash tile holds the leaf hashes in order.
+    let tile = get(&app, &format!("/log/tile/0/000.p/{size}")).await;
+    assert_eq!(tile.status(), 200);
+    let tile = tile.bytes().await.unwrap();
+    assert_eq!(tile.len() as u64, size * 32);
+    for (i, leaf) in leaves.iter().enumerate() {
+        assert_eq!(tile[i * 32..(i + 1) * 32], tree::leaf_hash(leaf).0);
+    }
+
+    // Tiles the tree does not hold yet, and paths that are not tiles.
+    for path in [
+        format!("/log/tile/entries/000.p/{}", size + 1),
+        "/log/tile/entries/000".to_owned(),
+        "/log/tile/1/000.p/1".to_owned(),
+        "/log/tile/0/00".to_owned(),
+        "/log/tile/entries/000.p/0".to_owned(),
+    ] {
+        assert_eq!(get(&app, &path).await.status(), 404, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn consistency_proofs_verify_between_checkpoints_and_bad_sizes_are_refused() {
+    let app = seeded_log().await;
+    let (old, _, _) = checkpoint_of_everything(&app).await;
+    let id = app.register("tlog-consistency").await;
+    app.assess(&id, "GOOD", "2025-01-01").await;
+    let (new, _, _) = checkpoint_of_everything(&app).await;
+    assert!(new.size > old.size);
+    let data = app
+        .ok(
+            "query($from: Int!, $to: Int!) { consistencyProof(fromSize: $from, toSize: $to) }",
+            json!({"from": old.size, "to": new.size}),
+        )
+        .await;
+    let proof: Vec<Hash> = data["consistencyProof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(hash)
+        .collect();
+    tree::check_consistency(&proof, new.size, new.root, old.size, old.root).unwrap();
+    let mut bad = proof.clone();
+    bad[0] = Hash([0; 32]);
+    assert!(tree::check_consistency(&bad, new.size, new.root, old.size, old.root).is_err());
+
+    for (from, to, field) in [
+        (0, new.size, "fromSize"),
+        (new.size, old.size, "fromSize"),
+        (1, new.size + 1, "toSize"),
+    ] {
+        let (code, error) = app
+            .error_code(
+                "query($from: Int!, $to: Int!) { consistencyProof(fromSize: $from, toSize: $to) }",
+                json!({"from": from, "to": to}),
+                None,
+            )
+            .await;
+        assert_eq!(code, "BAD_USER_INPUT", "{error}");
+        assert_eq!(error["extensions"]["field"], field, "{error}");
+    }
+    let (code, error) = app
+        .error_code(
+            "query($n: Int) { events(first: 1) { nodes { inclusionProof(treeSize: $n) { hashes } } } }",
+            json!({"n": new.size + 5}),
+            None,
+        )
+        .await;
+    assert_eq!(code, "BAD_USER_INPUT", "{error}");
+}
+
+#[tokio::test]
+async fn assessments_evidence_and_disputes_reach_their_events_proofs() {
+    let app = seeded_log().await;
+    checkpoint_of_everything(&app).await;
+    let data = app
+        .ok(
+            "{ commitments(first: 50) { nodes {
+                 assessments { event { type leafIndex inclusionProof { treeSize } } disputes { event { type leafIndex } } }
+                 evidence { events { type leafIndex inclusionProof { treeSize } } } } } }",
+            json!({}),
+        )
+        .await;
+    let text = data.to_string();
+    let (mut assessed, mut disputed, mut evidence) = (0, 0, 0);
+    for c in data["commitments"]["nodes"].as_array().unwrap() {
+        for a in c["assessments"].as_array().unwrap() {
+            assert_eq!(a["event"]["type"], "CommitmentAssessed");
+            assert!(a["event"]["leafIndex"].is_u64() && a["event"]["inclusionProof"].is_object());
+            assessed += 1;
+            for d in a["disputes"].as_array().unwrap() {
+                assert_eq!(d["event"]["type"], "AssessmentDisputed");
+                assert!(d["event"]["leafIndex"].is_u64());
+                disputed += 1;
+            }
+        }
+        for e in c["evidence"].as_array().unwrap() {
+            assert_eq!(e["events"][0]["type"], "EvidenceSubmitted");
+            assert!(e["events"][0]["leafIndex"].is_u64());
+            evidence += 1;
+        }
+    }
+    assert!(assessed > 0 && disputed > 0 && evidence > 0, "{text}");
+}
