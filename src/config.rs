@@ -60,6 +60,22 @@ pub enum LogCommand {
         #[arg(long)]
         origin: String,
     },
+    /// Audit a log from outside, with no database: verify its checkpoint's signature, check
+    /// it is consistent with the one saved by the previous run, fetch the new entries from the
+    /// tiles and recompute the root. Exits non-zero, naming what failed.
+    Audit {
+        /// The server, e.g. `http://127.0.0.1:8080` (plain HTTP).
+        #[arg(long)]
+        url: String,
+        /// The log's verifier key (signed-note format, as `GET /log/key` serves it and as the
+        /// operator publishes it).
+        #[arg(long)]
+        key: String,
+        /// Where the previous run's checkpoint and right edge are kept; with it, a run fetches
+        /// only the tiles holding new entries and fails if the log contradicts the saved one.
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
 }
 
 /// Token subcommands.

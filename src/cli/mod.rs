@@ -27,6 +27,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", graphql::sdl());
             Ok(())
         }
+        Command::Log(LogCommand::Audit { url, key, state }) => {
+            match crate::tlog::audit::audit(&url, &key, state.as_deref()).await {
+                Ok(report) => {
+                    println!(
+                        "OK: checkpoint of {} leaves signed by {}; {} new leaves in {} tiles recompute its root{}",
+                        report.checkpoint.size,
+                        report.checkpoint.origin,
+                        report.leaves_fetched,
+                        report.tiles_fetched,
+                        if report.previous_size > 0 {
+                            format!(
+                                " and extend the {} leaves saved before",
+                                report.previous_size
+                            )
+                        } else {
+                            String::new()
+                        }
+                    );
+                    Ok(())
+                }
+                Err(e) => {
+                    println!("FAIL {e}");
+                    anyhow::bail!("the audit failed: {e}")
+                }
+            }
+        }
         Command::Log(LogCommand::Keygen { origin }) => {
             anyhow::ensure!(
                 signed_note::is_key_name_valid(&origin),

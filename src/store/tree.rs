@@ -326,18 +326,23 @@ pub async fn events_at(pool: &PgPool, positions: &[i64]) -> StoreResult<Vec<Stor
         .collect::<Result<_, _>>()?)
 }
 
-/// The leaves from `start`, at most `count`, in index order.
+/// The leaves from `start`, at most `count`, in index order: each recomputed from its event
+/// as stored now, so that an event changed after it was sequenced changes what outsiders
+/// fetch, and their audit against the signed root fails.
 pub async fn leaves(pool: &PgPool, start: u64, count: u64) -> StoreResult<Vec<Vec<u8>>> {
     // language=PostgreSQL
-    let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
-        "select leaf from log_leaves where leaf_index >= $1 and leaf_index < $2
-         order by leaf_index",
-    )
-    .bind(start as i64)
-    .bind((start + count) as i64)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows.into_iter().map(|(l,)| l).collect())
+    let sql = format!(
+        "select {EVENT_COLUMNS} from log_leaves l join events using (event_id)
+         where l.leaf_index >= $1 and l.leaf_index < $2 order by l.leaf_index"
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(start as i64)
+        .bind((start + count) as i64)
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|row| Ok(leaf_bytes(&StoredEvent::from_row(row)?.chain_input())))
+        .collect()
 }
 
 /// The latest checkpoint that `cosigned` witnesses or more have cosigned.

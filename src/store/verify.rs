@@ -5,7 +5,10 @@ use super::chain;
 use super::event_store::{EVENT_COLUMNS, StoredEvent};
 use super::read::{self, CommitmentFilter};
 use super::replay::{TimeFilter, View};
+use super::tree;
 use super::{StoreError, StoreResult};
+use crate::tlog::leaf::leaf_bytes;
+use crate::tlog::tree::{HashReader, MemoryTree, stored_hash_count};
 use sqlx::{AssertSqlSafe, PgPool};
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
@@ -40,6 +43,8 @@ pub struct Report {
     pub events: usize,
     /// Projection rows compared with the replay.
     pub projection_rows: usize,
+    /// Leaves of the transparency log checked against their events.
+    pub leaves: usize,
     /// Everything that does not hold; empty when all holds.
     pub problems: Vec<Problem>,
 }
@@ -159,10 +164,129 @@ pub async fn verify(pool: &PgPool) -> StoreResult<Report> {
     // 3. The projections equal a fresh replay of the log.
     let mut ordered = events;
     ordered.sort_by_key(|e| e.cursor());
+    // 4. The transparency log's tree holds exactly these events, in committed order.
+    check_tree(pool, &ordered, &mut report).await?;
     let readable: Vec<StoredEvent> = ordered.into_iter().filter(|e| e.decode().is_ok()).collect();
     let view = View::fold(readable)?;
     compare_projections(pool, &view, &mut report).await?;
     Ok(report)
+}
+
+fn log_problem(message: String) -> Problem {
+    Problem {
+        stream_id: None,
+        version: None,
+        message,
+    }
+}
+
+/// Every leaf is its event's leaf bytes, at the event's place in committed order, without
+/// gaps; every stored hash and every checkpoint's root recomputes from the leaves; every event
+/// the sequencer has passed has its leaf.
+async fn check_tree(
+    pool: &PgPool,
+    ordered: &[StoredEvent],
+    report: &mut Report,
+) -> StoreResult<()> {
+    let mut conn = pool.acquire().await?;
+    let state = tree::state(&mut conn, false).await?;
+    // language=PostgreSQL
+    let leaves: Vec<(i64, Uuid, Vec<u8>)> =
+        sqlx::query_as("select leaf_index, event_id, leaf from log_leaves order by leaf_index")
+            .fetch_all(&mut *conn)
+            .await?;
+    report.leaves = leaves.len();
+    let place: HashMap<Uuid, usize> = ordered
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.event_id, i))
+        .collect();
+    let mut rebuilt = MemoryTree::new();
+    for (k, (index, event_id, leaf)) in leaves.iter().enumerate() {
+        if *index != k as i64 {
+            report.problems.push(log_problem(format!(
+                "log leaf {k} is missing (next stored is {index})"
+            )));
+            return Ok(());
+        }
+        match place.get(event_id).map(|i| &ordered[*i]) {
+            None => report.problems.push(log_problem(format!(
+                "log leaf {index} names event {event_id}, which is not stored"
+            ))),
+            Some(e) => {
+                if *leaf != leaf_bytes(&e.chain_input()) {
+                    report.problems.push(problem(
+                        e.stream_id,
+                        Some(e.version),
+                        format!("log leaf {index} does not match the stored event"),
+                    ));
+                }
+                if place[event_id] != k {
+                    report.problems.push(problem(
+                        e.stream_id,
+                        Some(e.version),
+                        format!("log leaf {index} is not the event's place in committed order"),
+                    ));
+                }
+            }
+        }
+        rebuilt.append(leaf);
+    }
+    let size = leaves.len() as u64;
+    if state.size != size {
+        report.problems.push(log_problem(format!(
+            "the log's size is {} but it holds {size} leaves",
+            state.size
+        )));
+    }
+    // Events the sequencer has passed (up to its cursor) all have leaves.
+    let passed = ordered
+        .iter()
+        .filter(|e| e.cursor() <= state.cursor)
+        .count() as u64;
+    if passed != size {
+        report.problems.push(log_problem(format!(
+            "{passed} events are at or before the log's cursor but the tree holds {size} leaves"
+        )));
+    }
+    // language=PostgreSQL
+    let hashes: Vec<(i64, Vec<u8>)> =
+        sqlx::query_as("select hash_index, hash from log_hashes order by hash_index")
+            .fetch_all(&mut *conn)
+            .await?;
+    if hashes.len() as u64 != stored_hash_count(size) {
+        report.problems.push(log_problem(format!(
+            "the tree of {size} leaves stores {} hashes, not {}",
+            hashes.len(),
+            stored_hash_count(size)
+        )));
+    }
+    for (index, hash) in &hashes {
+        let expected = rebuilt.read_hashes(&[*index as u64]).ok();
+        if expected.as_ref().map(|h| h[0].0.as_slice()) != Some(hash.as_slice()) {
+            report.problems.push(log_problem(format!(
+                "stored tree hash {index} does not recompute from the leaves"
+            )));
+        }
+    }
+    // language=PostgreSQL
+    let checkpoints: Vec<(i64, Vec<u8>)> =
+        sqlx::query_as("select size, root_hash from log_checkpoints order by size")
+            .fetch_all(&mut *conn)
+            .await?;
+    for (signed, root) in &checkpoints {
+        let signed = *signed as u64;
+        if signed > size {
+            report.problems.push(log_problem(format!(
+                "a checkpoint of {signed} leaves was signed but the tree holds {size}"
+            )));
+        } else if rebuilt.root_at(signed).0.as_slice() != root.as_slice() {
+            report.problems.push(log_problem(format!(
+                "the checkpoint of {signed} leaves signs a root the leaves do not give"
+            )));
+        }
+    }
+    Ok(())
 }
 
 async fn compare_projections(pool: &PgPool, view: &View, report: &mut Report) -> StoreResult<()> {

@@ -19,7 +19,10 @@
 //! - [`sequencer`]: the one sequencer across all processes (an advisory lock), giving each
 //!   committed event its leaf and signing checkpoints as the tree grows.
 //! - [`signer`]: signing a checkpoint only when it is consistent with every one before.
+//! - [`audit`]: `log audit`, an outsider's check of a log over HTTP, incremental between
+//!   runs.
 
+pub mod audit;
 pub mod checkpoint;
 pub mod leaf;
 pub mod sequencer;

@@ -262,3 +262,129 @@ async fn assessments_evidence_and_disputes_reach_their_events_proofs() {
     }
     assert!(assessed > 0 && disputed > 0 && evidence > 0, "{text}");
 }
+
+/// The size of the served checkpoint (0 before the first).
+async fn tree_size(app: &TestApp) -> u64 {
+    let note = get(app, "/log/checkpoint").await.text().await.unwrap();
+    note.lines()
+        .nth(1)
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs `commitment-tracker log audit` as an auditor would, returning success and output.
+async fn audit_cli(app: &TestApp, vkey: &str, state: &std::path::Path) -> (bool, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_commitment-tracker"))
+        .args([
+            "log",
+            "audit",
+            "--url",
+            &app.address,
+            "--key",
+            vkey,
+            "--state",
+        ])
+        .arg(state)
+        .output()
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[tokio::test]
+async fn log_audit_checks_the_log_then_only_what_is_new_and_fails_on_a_changed_event() {
+    use commitment_tracker::tlog::audit;
+    let app = seeded_log().await;
+    let (first, _, vkey) = checkpoint_of_everything(&app).await;
+    let dir = std::env::temp_dir().join(format!("ct-audit-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("state.json");
+
+    let (ok, text) = audit_cli(&app, &vkey, &state).await;
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!("{} new leaves", first.size)),
+        "{text}"
+    );
+
+    // Incremental: the second run fetches only the new leaves' tile.
+    let id = app.register("tlog-audit").await;
+    app.assess(&id, "GOOD", "2025-01-01").await;
+    let (second, _, _) = checkpoint_of_everything(&app).await;
+    let report = audit::audit(&app.address, &vkey, Some(&state))
+        .await
+        .unwrap();
+    assert_eq!(report.previous_size, first.size);
+    assert_eq!(report.leaves_fetched, second.size - first.size);
+    assert_eq!(report.tiles_fetched, 1);
+
+    // The wrong key fails on the signature.
+    let (_, other) =
+        commitment_tracker::tlog::checkpoint::generate_key("other.example/log").unwrap();
+    let err = audit::audit(&app.address, &other, None).await.unwrap_err();
+    assert!(matches!(err, audit::AuditError::Signature(_)), "{err}");
+
+    // One byte of a stored event changed, behind the server's back.
+    let target: (uuid::Uuid, i32) = sqlx::query_as(
+        "select stream_id, version from events where event_type = 'CommitmentRegistered'
+          order by position limit 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    crate::helpers::tamper(
+        &app.pool,
+        &format!(
+            "update events set payload = jsonb_set(payload, '{{title}}',
+                 to_jsonb(overlay(payload ->> 'title' placing 'X' from 1 for 1)))
+              where stream_id = '{}' and version = {}",
+            target.0, target.1
+        ),
+    )
+    .await;
+
+    // verify names the event, in its chain and in the log.
+    let report = commitment_tracker::store::verify::verify(&app.pool)
+        .await
+        .unwrap();
+    let named: Vec<String> = report
+        .problems
+        .iter()
+        .filter(|p| p.stream_id == Some(target.0) && p.version == Some(target.1))
+        .map(|p| p.message.clone())
+        .collect();
+    assert!(named.iter().any(|m| m.contains("hash")), "{named:?}");
+    assert!(named.iter().any(|m| m.contains("log leaf")), "{named:?}");
+
+    // An auditor from scratch recomputes another root; the CLI exits non-zero and says so.
+    let fresh_state = dir.join("fresh.json");
+    let (ok, text) = audit_cli(&app, &vkey, &fresh_state).await;
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("do not match its signed checkpoint"),
+        "{text}"
+    );
+    assert!(!fresh_state.exists(), "a failed audit saves nothing");
+    // The incremental auditor fetches only new tiles; once the log grows it re-reads the
+    // partial tile, and sees an old leaf changed.
+    app.assess(&id, "INADEQUATE", "2025-02-01").await;
+    let events = app.event_count().await as u64;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tree_size(&app).await < events {
+        assert!(Instant::now() < deadline, "no checkpoint of {events}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let err = audit::audit(&app.address, &vkey, Some(&state))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("changed since it was saved"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

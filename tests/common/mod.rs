@@ -37,6 +37,28 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// A copy of this database as it is now (as a backup restored later would be). Nothing
+    /// may be connected to this one meanwhile.
+    pub async fn copy(&self) -> Self {
+        let name = format!("ct_test_{}", Uuid::now_v7().simple());
+        let mut admin = PgConnection::connect(&format!("{}/postgres", server_url()))
+            .await
+            .expect("connect to the test PostgreSQL server");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "create database {name} template {}",
+            self.name
+        )))
+        .execute(&mut admin)
+        .await
+        .expect("copy the test database");
+        Self {
+            url: format!("{}/{name}", server_url()),
+            name,
+        }
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let name = self.name.clone();
@@ -59,4 +81,25 @@ impl Drop for TestDatabase {
         })
         .join();
     }
+}
+
+/// Runs `sql` (statements separated by `;`) with the events' immutability trigger disabled,
+/// as only a superuser could: tampering, for the tests that must catch it.
+pub async fn tamper(pool: &sqlx::PgPool, sql: &str) {
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("alter table events disable trigger events_no_update_or_delete")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    for statement in sql.split(';') {
+        sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    sqlx::query("alter table events enable trigger events_no_update_or_delete")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
 }

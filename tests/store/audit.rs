@@ -1,5 +1,6 @@
 //! `verify` catches tampering; `rebuild-projections` under concurrent writes loses nothing.
 
+use super::common::tamper;
 use super::{fresh, import_seed, seeded};
 use commitment_tracker::auth::{Actor, Role};
 use commitment_tracker::commands::CommandContext;
@@ -10,26 +11,6 @@ use commitment_tracker::store::replay::{TimeFilter, View};
 use commitment_tracker::store::{rebuild, verify};
 use sqlx::PgPool;
 use uuid::Uuid;
-
-/// Runs `sql` with the immutability trigger disabled, as only a superuser could.
-async fn tamper(pool: &PgPool, sql: &str) {
-    let mut tx = pool.begin().await.unwrap();
-    sqlx::query("alter table events disable trigger events_no_update_or_delete")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    for statement in sql.split(';') {
-        sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-    }
-    sqlx::query("alter table events enable trigger events_no_update_or_delete")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-}
 
 async fn assessed_stream(pool: &PgPool) -> Uuid {
     sqlx::query_scalar("select stream_id from events where event_type = 'CommitmentAssessed' group by stream_id having count(*) >= 2 limit 1")

@@ -4,6 +4,7 @@ mod audit;
 mod batch;
 #[path = "../common/mod.rs"]
 mod common;
+mod log;
 mod personal;
 
 use commitment_tracker::commands::Commands;

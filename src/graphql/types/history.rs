@@ -127,9 +127,10 @@ impl Event {
     /// hashes, as `/log/tile/entries/…` serves it.
     async fn leaf(&self, ctx: &Context<'_>) -> ApiResult<Option<String>> {
         use base64::Engine;
+        let leaf = crate::tlog::leaf::leaf_bytes(&self.0.chain_input());
         Ok(log::leaf_of(ctx, self.0.event_id)
             .await?
-            .map(|(_, leaf)| base64::engine::general_purpose::STANDARD.encode(leaf.as_slice())))
+            .map(|_| base64::engine::general_purpose::STANDARD.encode(leaf)))
     }
     /// The proof that its leaf is in the tree of `treeSize` leaves (default: the latest
     /// checkpoint's size); null until the event is in that tree.
