@@ -186,25 +186,67 @@ async fn check_against(
 
 /// Loads the signing key from `path`, or, when the file does not exist, creates a new key
 /// for `origin` there (mode 0600) and says so. Returns the key and whether it was created.
+///
+/// Processes starting together may race to create it: each writes a file of its own and
+/// links it into place, which only one can do; the others load the winner's key.
 pub fn load_or_create_key(path: &Path, origin: &str) -> anyhow::Result<(LogKey, bool)> {
+    let load = |text: &str| {
+        LogKey::from_private(text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    };
     match std::fs::read_to_string(path) {
-        Ok(text) => Ok((
-            LogKey::from_private(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
-            false,
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let (skey, _) = super::checkpoint::generate_key(origin)?;
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options
-                .open(path)
-                .map_err(|e| anyhow::anyhow!("creating {}: {e}", path.display()))?;
-            writeln!(file, "{skey}")?;
-            file.sync_all()?;
-            Ok((LogKey::from_private(&skey)?, true))
+        Ok(text) => return Ok((load(&text)?, false)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => anyhow::bail!("reading {}: {e}", path.display()),
+    }
+    let (skey, _) = super::checkpoint::generate_key(origin)?;
+    let mut own = path.as_os_str().to_owned();
+    own.push(format!(".{}.new", std::process::id()));
+    let own = PathBuf::from(own);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&own)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", own.display()))?;
+    writeln!(file, "{skey}")?;
+    file.sync_all()?;
+    let linked = std::fs::hard_link(&own, path);
+    let _ = std::fs::remove_file(&own);
+    match linked {
+        Ok(()) => Ok((LogKey::from_private(&skey)?, true)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok((load(&std::fs::read_to_string(path)?)?, false))
         }
-        Err(e) => Err(anyhow::anyhow!("reading {}: {e}", path.display())),
+        Err(e) => anyhow::bail!("creating {}: {e}", path.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_created_key_file_is_private_and_loads_as_the_same_key() {
+        let dir = std::env::temp_dir().join(format!("ct-key-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log.key");
+        let (created, was_created) = load_or_create_key(&path, "test.example/log").unwrap();
+        assert!(was_created);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let (loaded, again) = load_or_create_key(&path, "other.example/log").unwrap();
+        assert!(!again);
+        assert_eq!(loaded.verifier_key(), created.verifier_key());
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
+            "no file left behind"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

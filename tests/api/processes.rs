@@ -21,6 +21,14 @@ impl ServerProcess {
             .env("RUST_LOG", "info,sqlx=warn,tower_http=warn")
             .env("NO_COLOR", "1")
             .env("FEED_POLL_INTERVAL_MS", "1000")
+            // One log key per database, shared by the processes that serve it.
+            .env(
+                "LOG_SIGNING_KEY_FILE",
+                std::env::temp_dir().join(format!(
+                    "ct-log-{}.key",
+                    database_url.rsplit('/').next().unwrap_or_default()
+                )),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -46,6 +54,11 @@ impl ServerProcess {
     /// The WebSocket address of the subscriptions endpoint.
     pub fn ws_url(&self) -> String {
         format!("{}/graphql/ws", self.address.replace("http://", "ws://"))
+    }
+
+    /// The operating system's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap_or_default()
     }
 
     /// Kills the process at once (SIGKILL: no graceful shutdown) and waits for it to end.

@@ -388,3 +388,173 @@ async fn log_audit_checks_the_log_then_only_what_is_new_and_fails_on_a_changed_e
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The OS process id of the server that sequences the log, if one does.
+async fn sequencer_pid(pool: &sqlx::PgPool) -> Option<u32> {
+    let name: Option<String> = sqlx::query_scalar(
+        "select a.application_name from pg_locks l join pg_stat_activity a using (pid)
+          where l.locktype = 'advisory' and l.granted and l.objid = $1::bigint::bit(32)::int::oid
+            and a.datname = current_database()",
+    )
+    .bind(commitment_tracker::store::tree::SEQUENCER_LOCK & 0xffff_ffff)
+    .fetch_optional(pool)
+    .await
+    .unwrap();
+    name?.rsplit(' ').next()?.parse().ok()
+}
+
+async fn log_size(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar("select size from log_state")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Polls `condition` until it holds, failing after 60 s.
+async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !condition().await {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn kill_9_of_the_sequencing_process_under_load_hands_over_without_a_skipped_or_repeated_index()
+ {
+    use crate::helpers::{ASSESS, REGISTER, TestDatabase};
+    use crate::processes::ServerProcess;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let db = TestDatabase::create().await;
+    let first = ServerProcess::start(&db.url).await;
+    let second = ServerProcess::start(&db.url).await;
+    let pool = commitment_tracker::store::connect(&db.url, 4)
+        .await
+        .unwrap();
+    let (_, token) = commitment_tracker::store::tokens::create(
+        &pool,
+        "kill-test",
+        commitment_tracker::auth::Role::Admin,
+        None,
+    )
+    .await
+    .unwrap();
+    eventually("a sequencer leads", || async {
+        sequencer_pid(&pool).await.is_some()
+    })
+    .await;
+    let leader_pid = sequencer_pid(&pool).await.unwrap();
+    let (leader, survivor) = if leader_pid == first.pid() {
+        (first, second)
+    } else {
+        assert_eq!(leader_pid, second.pid(), "the leader is one of the two");
+        (second, first)
+    };
+
+    let client = reqwest::Client::new();
+    let post = {
+        let (client, url, token) = (
+            client.clone(),
+            format!("{}/graphql", survivor.address),
+            token.clone(),
+        );
+        move |query: &'static str, variables: Value| {
+            let (client, url, token) = (client.clone(), url.clone(), token.clone());
+            async move {
+                let body: Value = client
+                    .post(url)
+                    .bearer_auth(token)
+                    .json(&json!({"query": query, "variables": variables}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                assert!(body.get("errors").is_none(), "{body}");
+                body
+            }
+        }
+    };
+    let registered = post(
+        REGISTER,
+        json!({"input": {"slug": "kill-9", "title": "Commitment kill-9", "description": "A promise.",
+            "area": "Digital foundations", "policySource": "A plan for digital health and social care (2022)",
+            "target": "Every trust with an EPR", "dueDate": "2025-03-31", "announcedOn": "2022-06-29"}}),
+    )
+    .await;
+    let id = registered["data"]["registerCommitment"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Four writers append to the survivor throughout.
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicUsize::new(0));
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (post, id, stop, written) = (post.clone(), id.clone(), stop.clone(), written.clone());
+        writers.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let overall = ["GOOD", "INADEQUATE"][(w + n) % 2];
+                post(ASSESS, json!({"input": {"commitmentId": id, "assessor": "HSCC Expert Panel",
+                    "assessorKind": "INDEPENDENT", "assessedOn": "2024-01-01", "overall": overall,
+                    "deliveryStatus": "NOT_ON_TRACK", "rationale": "Under load.", "evaluation": "HC 780"}}))
+                .await;
+                written.fetch_add(1, Ordering::Relaxed);
+                n += 1;
+            }
+        }));
+    }
+    eventually("the leader sequences some of the load", || async {
+        log_size(&pool).await > 20
+    })
+    .await;
+    leader.kill().await;
+    let at_kill = written.load(Ordering::Relaxed);
+    eventually("the survivor takes over", || async {
+        sequencer_pid(&pool).await == Some(survivor.pid())
+    })
+    .await;
+    eventually(
+        "more load is written and sequenced after the takeover",
+        || async { written.load(Ordering::Relaxed) > at_kill + 40 },
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    let events: i64 = sqlx::query_scalar("select count(*) from events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    eventually("every event has its leaf", || async {
+        log_size(&pool).await == events
+    })
+    .await;
+    let (count, distinct, max): (i64, i64, Option<i64>) = sqlx::query_as(
+        "select count(*), count(distinct event_id), max(leaf_index) from log_leaves",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (count, distinct, max),
+        (events, events, Some(events - 1)),
+        "0…n-1, each event once"
+    );
+    let report = commitment_tracker::store::verify::verify(&pool)
+        .await
+        .unwrap();
+    assert!(report.ok(), "{:?}", report.problems);
+    assert_eq!(report.leaves as i64, events);
+    drop(survivor);
+}
