@@ -53,7 +53,7 @@ pub struct DisputesOf(pub Uuid);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RevisionsOf(pub Uuid);
 
-/// An event's leaf in the transparency log: its index and bytes (none until sequenced).
+/// An event's leaf index in the transparency log (none until sequenced).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LeafOf(pub Uuid);
 /// The event at a global position.
@@ -269,16 +269,17 @@ impl Loader<RevisionsOf> for Loaders {
 }
 
 impl Loader<LeafOf> for Loaders {
-    type Value = (u64, Arc<Vec<u8>>);
+    type Value = u64;
     type Error = LoadError;
 
     async fn load(&self, keys: &[LeafOf]) -> Result<HashMap<LeafOf, Self::Value>, LoadError> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         let rows =
-            crate::store::read_retrying(|| crate::store::tree::leaves_of(&self.pool, &ids)).await?;
+            crate::store::read_retrying(|| crate::store::tree::leaf_indexes(&self.pool, &ids))
+                .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, (index, leaf))| (LeafOf(id), (index, Arc::new(leaf))))
+            .map(|(id, index)| (LeafOf(id), index))
             .collect())
     }
 }

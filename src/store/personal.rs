@@ -127,6 +127,30 @@ impl Personal {
     }
 }
 
+/// Decodes a stored payload read as JSON text, with its personal values put back: a payload
+/// without personal fields is read straight into the event, one with them through a JSON
+/// tree that is opened first.
+pub fn decode_stored(
+    event_type: &str,
+    schema_version: i32,
+    payload: &str,
+    personal: &Personal,
+) -> Result<crate::domain::DomainEvent, crate::domain::event::DecodeError> {
+    use crate::domain::DomainEvent;
+    if payload_fields(event_type).next().is_none() {
+        return DomainEvent::decode_json(event_type, schema_version, payload);
+    }
+    let stored: Value = serde_json::from_str(payload).map_err(|source| {
+        crate::domain::event::DecodeError::Payload {
+            event_type: event_type.to_owned(),
+            version: schema_version,
+            source,
+        }
+    })?;
+    let opened = personal.open_payload(event_type, &stored);
+    DomainEvent::decode(event_type, schema_version, &opened)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,6 @@ use super::personal::{self, Personal};
 use super::read::{AssessmentRow, CommitmentRow, DisputeRow, EvidenceRow, RevisionRow};
 use super::replay::View;
 use super::{StoreError, StoreResult};
-use crate::domain::DomainEvent;
 use crate::domain::rating::Rating;
 use futures_util::TryStreamExt;
 use serde_json::value::RawValue;
@@ -95,23 +94,11 @@ async fn fold_log(
         let event_type: &str = row.try_get(6)?;
         let schema_version: i32 = row.try_get(7)?;
         let payload: Json<&RawValue> = row.try_get(8)?;
-        let corrupt = |e: crate::domain::event::DecodeError| StoreError::Corrupt {
-            position: envelope.position,
-            reason: e.to_string(),
-        };
-        let event = if personal::payload_fields(event_type).next().is_some() {
-            // A payload with personal fields is opened (their values put back) first.
-            let stored: serde_json::Value =
-                serde_json::from_str(payload.0.get()).map_err(|e| StoreError::Corrupt {
-                    position: envelope.position,
-                    reason: e.to_string(),
-                })?;
-            let opened = personal.open_payload(event_type, &stored);
-            DomainEvent::decode(event_type, schema_version, &opened).map_err(corrupt)?
-        } else {
-            DomainEvent::decode_json(event_type, schema_version, payload.0.get())
-                .map_err(corrupt)?
-        };
+        let event = personal::decode_stored(event_type, schema_version, payload.0.get(), &personal)
+            .map_err(|e| StoreError::Corrupt {
+                position: envelope.position,
+                reason: e.to_string(),
+            })?;
         view.apply(&envelope, &event);
         folded += 1;
         last = Some((envelope.transaction_id, envelope.position));

@@ -294,22 +294,15 @@ pub async fn consistency_proof(
     .await
 }
 
-/// The leaf index and bytes of each event that has one.
-pub async fn leaves_of(
-    pool: &PgPool,
-    events: &[Uuid],
-) -> StoreResult<HashMap<Uuid, (u64, Vec<u8>)>> {
+/// The leaf index of each event that has one.
+pub async fn leaf_indexes(pool: &PgPool, events: &[Uuid]) -> StoreResult<HashMap<Uuid, u64>> {
     // language=PostgreSQL
-    let rows: Vec<(Uuid, i64, Vec<u8>)> = sqlx::query_as(
-        "select event_id, leaf_index, leaf from log_leaves where event_id = any($1)",
-    )
-    .bind(events)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(e, i, l)| (e, (i as u64, l)))
-        .collect())
+    let rows: Vec<(Uuid, i64)> =
+        sqlx::query_as("select event_id, leaf_index from log_leaves where event_id = any($1)")
+            .bind(events)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().map(|(e, i)| (e, i as u64)).collect())
 }
 
 /// The events at these global positions.

@@ -121,7 +121,7 @@ impl Event {
     async fn leaf_index(&self, ctx: &Context<'_>) -> ApiResult<Option<i64>> {
         Ok(log::leaf_of(ctx, self.0.event_id)
             .await?
-            .map(|(index, _)| index as i64))
+            .map(|index| index as i64))
     }
     /// Its leaf bytes (RFC 8785 JSON, personal values as commitments), base64: what the tree
     /// hashes, as `/log/tile/entries/…` serves it.
@@ -139,7 +139,7 @@ impl Event {
         ctx: &Context<'_>,
         tree_size: Option<i32>,
     ) -> ApiResult<Option<InclusionProof>> {
-        let leaf = log::leaf_of(ctx, self.0.event_id).await?.map(|(i, _)| i);
+        let leaf = log::leaf_of(ctx, self.0.event_id).await?;
         log::inclusion_proof(ctx, leaf, tree_size).await
     }
     /// Transaction time: when this system stored it.

@@ -139,11 +139,8 @@ pub(crate) async fn inclusion_proof(
     }))
 }
 
-/// An event's leaf index and bytes, once sequenced.
-pub(crate) async fn leaf_of(
-    ctx: &Context<'_>,
-    event: Uuid,
-) -> ApiResult<Option<(u64, Arc<Vec<u8>>)>> {
+/// An event's leaf index, once sequenced.
+pub(crate) async fn leaf_of(ctx: &Context<'_>, event: Uuid) -> ApiResult<Option<u64>> {
     loader(ctx)?.load_one(LeafOf(event)).await.api()
 }
 
