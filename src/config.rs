@@ -2,6 +2,7 @@
 
 use crate::domain::scorecard::ScorecardRule;
 use crate::graphql::gateway::PersistedMode;
+use crate::tlog::cosignature::CosignatureVerifier;
 use clap::{Args, Parser, Subcommand};
 use sha2::Digest;
 use std::net::SocketAddr;
@@ -75,6 +76,13 @@ pub enum LogCommand {
         /// only the tiles holding new entries and fails if the log contradicts the saved one.
         #[arg(long)]
         state: Option<PathBuf>,
+        /// A witness the auditor trusts, by its cosignature/v1 verifier key; repeat for each.
+        /// The checkpoint must carry valid cosignatures from `--witness-quorum` of them.
+        #[arg(long = "witness")]
+        witnesses: Vec<String>,
+        /// How many of the `--witness` keys must have cosigned (default: all of them).
+        #[arg(long)]
+        witness_quorum: Option<usize>,
     },
 }
 
@@ -182,6 +190,13 @@ pub struct ServeArgs {
     /// How often (ms) the log's sequencer looks for newly committed events.
     #[arg(long, env = "LOG_SEQUENCE_INTERVAL_MS", default_value_t = 100)]
     pub log_sequence_interval_ms: u64,
+    /// The log's witnesses (C2SP tlog-witness): entries separated by `;` or new lines, each
+    /// `<cosignature/v1 verifier key> <URL prefix of add-checkpoint>` (plain http://).
+    #[arg(long, env = "LOG_WITNESSES", default_value = "")]
+    pub log_witnesses: String,
+    /// How many witnesses must cosign a checkpoint before it is served.
+    #[arg(long, env = "LOG_WITNESS_QUORUM", default_value_t = 0)]
+    pub log_witness_quorum: usize,
 }
 
 /// The transparency log's settings (DESIGN §10).
@@ -195,6 +210,58 @@ pub struct LogSettings {
     pub checkpoint_interval: Duration,
     /// Sequencer poll interval.
     pub sequence_interval: Duration,
+    /// The witnesses asked to cosign each checkpoint.
+    pub witnesses: Vec<WitnessConfig>,
+    /// Cosignatures needed before a checkpoint is served.
+    pub witness_quorum: usize,
+}
+
+/// One witness of the log: its key and where it takes checkpoints.
+#[derive(Debug, Clone)]
+pub struct WitnessConfig {
+    /// Its cosignature/v1 verifier key.
+    pub verifier: CosignatureVerifier,
+    /// The URL prefix of its `add-checkpoint` endpoint.
+    pub url: String,
+}
+
+/// Reads `LOG_WITNESSES` and checks `LOG_WITNESS_QUORUM` against it.
+pub fn parse_witnesses(list: &str, quorum: usize) -> anyhow::Result<Vec<WitnessConfig>> {
+    let mut witnesses: Vec<WitnessConfig> = Vec::new();
+    for entry in list
+        .split([';', '\n'])
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        let mut parts = entry.split_whitespace();
+        let (Some(vkey), Some(url), None) = (parts.next(), parts.next(), parts.next()) else {
+            anyhow::bail!(
+                "LOG_WITNESSES: {entry:?} is not `<verifier key> <URL>` (entries are separated by ;)"
+            );
+        };
+        let verifier =
+            CosignatureVerifier::new(vkey).map_err(|e| anyhow::anyhow!("LOG_WITNESSES: {e}"))?;
+        anyhow::ensure!(
+            url.starts_with("http://"),
+            "LOG_WITNESSES: the witness URL {url:?} is not http:// (reach https through a local TLS proxy)"
+        );
+        anyhow::ensure!(
+            !witnesses
+                .iter()
+                .any(|w| w.verifier.vkey() == verifier.vkey()),
+            "LOG_WITNESSES: the witness {vkey} is listed twice"
+        );
+        witnesses.push(WitnessConfig {
+            verifier,
+            url: url.trim_end_matches('/').to_owned(),
+        });
+    }
+    anyhow::ensure!(
+        quorum <= witnesses.len(),
+        "LOG_WITNESS_QUORUM is {quorum} but LOG_WITNESSES lists {} witnesses: no checkpoint could ever be served",
+        witnesses.len()
+    );
+    Ok(witnesses)
 }
 
 impl LogSettings {
@@ -251,8 +318,9 @@ pub struct Settings {
 
 impl Settings {
     /// Settings from `serve`'s arguments.
-    pub fn from_args(database_url: String, args: &ServeArgs) -> Self {
-        Self {
+    pub fn from_args(database_url: String, args: &ServeArgs) -> anyhow::Result<Self> {
+        let witnesses = parse_witnesses(&args.log_witnesses, args.log_witness_quorum)?;
+        Ok(Self {
             database_url,
             listen: args.listen,
             db_max_connections: args.db_max_connections.max(2),
@@ -280,8 +348,10 @@ impl Settings {
                 origin: args.log_origin.clone(),
                 checkpoint_interval: Duration::from_millis(args.log_checkpoint_interval_ms),
                 sequence_interval: Duration::from_millis(args.log_sequence_interval_ms.max(5)),
+                witnesses,
+                witness_quorum: args.log_witness_quorum,
             },
-        }
+        })
     }
 
     /// Defaults for `database_url`, listening on `listen`, with the log's key in a file of
@@ -295,7 +365,7 @@ impl Settings {
             std::env::temp_dir().join(format!("commitment-tracker-log-{tag}.key"));
         Self {
             listen,
-            ..Self::from_args(database_url, &args)
+            ..Self::from_args(database_url, &args).expect("the defaults are valid")
         }
     }
 }

@@ -63,12 +63,18 @@ impl Application {
         let log_info = Arc::new(LogInfo {
             verifier_key: key.verifier_key().to_owned(),
             origin: key.origin().to_owned(),
-            quorum: 0,
+            quorum: log.witness_quorum,
+            witnesses: log
+                .witnesses
+                .iter()
+                .map(|w| w.verifier.vkey().to_owned())
+                .collect(),
         });
         let sequencer = SequencerSettings {
             poll_interval: log.sequence_interval,
             checkpoint_interval: log.checkpoint_interval,
             signer: Arc::new(Signer::new(key, log.state_file())),
+            witnesses: log.witnesses.clone().into(),
         };
         let Schemas { http, live } = build_schemas(SchemaDeps {
             pool: pool.clone(),

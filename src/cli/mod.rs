@@ -27,13 +27,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", graphql::sdl());
             Ok(())
         }
-        Command::Log(LogCommand::Audit { url, key, state }) => {
-            match crate::tlog::audit::audit(&url, &key, state.as_deref()).await {
+        Command::Log(LogCommand::Audit {
+            url,
+            key,
+            state,
+            witnesses,
+            witness_quorum,
+        }) => {
+            let policy = witness_policy(&witnesses, witness_quorum)?;
+            match crate::tlog::audit::audit_with(&url, &key, state.as_deref(), &policy).await {
                 Ok(report) => {
                     println!(
-                        "OK: checkpoint of {} leaves signed by {}; {} new leaves in {} tiles recompute its root{}",
+                        "OK: checkpoint of {} leaves signed by {}{}; {} new leaves in {} tiles recompute its root{}",
                         report.checkpoint.size,
                         report.checkpoint.origin,
+                        if report.cosigned_by.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" and cosigned by {}", report.cosigned_by.join(", "))
+                        },
                         report.leaves_fetched,
                         report.tiles_fetched,
                         if report.previous_size > 0 {
@@ -160,8 +172,27 @@ async fn import(pool: &PgPool, file: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The witnesses `log audit` was told to trust, and how many must have cosigned.
+fn witness_policy(
+    witnesses: &[String],
+    quorum: Option<usize>,
+) -> anyhow::Result<crate::tlog::audit::WitnessPolicy> {
+    let witnesses = witnesses
+        .iter()
+        .map(|w| crate::tlog::cosignature::CosignatureVerifier::new(w))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("--witness: {e}"))?;
+    let quorum = quorum.unwrap_or(witnesses.len());
+    anyhow::ensure!(
+        quorum <= witnesses.len(),
+        "--witness-quorum {quorum} is more than the {} witnesses given",
+        witnesses.len()
+    );
+    Ok(crate::tlog::audit::WitnessPolicy { witnesses, quorum })
+}
+
 async fn serve(database_url: String, args: ServeArgs) -> anyhow::Result<()> {
-    let settings = Settings::from_args(database_url, &args);
+    let settings = Settings::from_args(database_url, &args)?;
     let app = Application::build(settings).await?;
     if let Some(file) = &args.import {
         import(app.pool(), file).await?;

@@ -18,7 +18,19 @@ pub struct LogInfo {
     /// The origin line.
     pub origin: String,
     /// Cosignatures a checkpoint needs before it is served.
-    pub quorum: i32,
+    pub quorum: usize,
+    /// The verifier keys of the witnesses whose cosignatures count.
+    pub witnesses: Vec<String>,
+}
+
+impl LogInfo {
+    /// The latest checkpoint with its witnesses' quorum.
+    pub async fn served_checkpoint(
+        &self,
+        pool: &sqlx::PgPool,
+    ) -> crate::store::StoreResult<Option<tree::StoredCheckpoint>> {
+        tree::latest_checkpoint(pool, self.quorum, &self.witnesses).await
+    }
 }
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -47,8 +59,16 @@ fn unavailable(e: impl std::fmt::Display) -> Response {
 
 /// `GET /log/checkpoint`: the latest checkpoint with its witnesses' quorum, as a signed note.
 pub async fn checkpoint(State(state): State<AppState>) -> Response {
-    match tree::latest_checkpoint(&state.pool, state.log.quorum).await {
+    match state.log.served_checkpoint(&state.pool).await {
         Ok(Some(c)) => text(StatusCode::OK, FRESH, c.note),
+        Ok(None) if state.log.quorum > 0 => text(
+            StatusCode::NOT_FOUND,
+            FRESH,
+            format!(
+                "no checkpoint has been cosigned by {} of the log's witnesses yet\n",
+                state.log.quorum
+            ),
+        ),
         Ok(None) => text(
             StatusCode::NOT_FOUND,
             FRESH,

@@ -12,11 +12,16 @@ pub use crate::tlog::leaf::leaf_bytes as canonical_bytes;
 
 /// The hash of an event that follows `previous` (None for a stream's first event).
 pub fn link(previous: Option<&[u8]>, input: &ChainInput<'_>) -> [u8; 32] {
+    link_leaf(previous, &canonical_bytes(input))
+}
+
+/// The hash of an event whose leaf bytes are `leaf`, following `previous`.
+pub fn link_leaf(previous: Option<&[u8]>, leaf: &[u8]) -> [u8; 32] {
     let mut hasher = Sha256::new();
     if let Some(prev) = previous {
         hasher.update(prev);
     }
-    hasher.update(canonical_bytes(input));
+    hasher.update(leaf);
     hasher.finalize().into()
 }
 

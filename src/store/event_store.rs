@@ -4,11 +4,12 @@
 //! chain has one head), checks the expected version, chains each event's hash from the
 //! previous one and inserts it. The caller applies projections in the same transaction.
 
-use super::chain::{ChainInput, link};
+use super::chain::{ChainInput, canonical_bytes, link_leaf};
 use super::cursor::EventCursor;
 use super::personal::{self, Personal, PersonalRow};
 use super::{StoreError, StoreResult, unique_violation};
 use crate::domain::{DomainError, DomainEvent, StreamType};
+use crate::tlog::tiles::MAX_LEAF_BYTES;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -450,7 +451,19 @@ pub async fn append_many(
                 payload: &payload,
                 metadata: &metadata,
             };
-            let hash = link(previous.as_deref(), &input).to_vec();
+            let leaf = canonical_bytes(&input);
+            if leaf.len() > MAX_LEAF_BYTES {
+                return Err(DomainError::invalid(
+                    "input",
+                    format!(
+                        "the event would take {} bytes in the transparency log, more than the \
+                         {MAX_LEAF_BYTES} one entry can hold: shorten its text",
+                        leaf.len()
+                    ),
+                )
+                .into());
+            }
+            let hash = link_leaf(previous.as_deref(), &leaf).to_vec();
             events.push(StoredEvent {
                 position: 0,
                 transaction_id: 0,

@@ -338,17 +338,23 @@ pub async fn leaves(pool: &PgPool, start: u64, count: u64) -> StoreResult<Vec<Ve
         .collect()
 }
 
-/// The latest checkpoint that `cosigned` witnesses or more have cosigned.
+/// The latest checkpoint cosigned by `quorum` or more of `witnesses` (verifier keys): the
+/// one served.
 pub async fn latest_checkpoint(
     pool: &PgPool,
-    cosigned: i32,
+    quorum: usize,
+    witnesses: &[String],
 ) -> StoreResult<Option<StoredCheckpoint>> {
     // language=PostgreSQL
     let row = sqlx::query(
-        "select size, root_hash, note, cosigned from log_checkpoints
-         where cosigned >= $1 order by size desc limit 1",
+        "select c.size, c.root_hash, c.note, c.cosigned from log_checkpoints c
+          where $1 = 0
+             or (select count(*) from log_cosignatures s
+                  where s.size = c.size and s.witness = any($2)) >= $1
+          order by c.size desc limit 1",
     )
-    .bind(cosigned)
+    .bind(quorum as i64)
+    .bind(witnesses)
     .fetch_optional(pool)
     .await?;
     row.map(|row| checkpoint_from_row(&row)).transpose()
@@ -397,19 +403,41 @@ pub async fn insert_checkpoint(
     Ok(())
 }
 
-/// Replaces a checkpoint's note with one that carries more cosignatures.
-pub async fn add_cosignatures(
-    conn: &mut PgConnection,
+/// Records `witness`'s cosignature `line` on the checkpoint of `size` leaves and appends the
+/// line to its note, once: a second cosignature by the same witness on it changes nothing.
+/// Returns whether it was new.
+pub async fn add_cosignature(
+    pool: &PgPool,
     size: u64,
-    note: &str,
-    cosigned: i32,
-) -> StoreResult<()> {
+    witness: &str,
+    line: &str,
+) -> StoreResult<bool> {
     // language=PostgreSQL
-    sqlx::query("update log_checkpoints set note = $2, cosigned = $3 where size = $1")
-        .bind(size as i64)
-        .bind(note)
-        .bind(cosigned)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+    let updated = sqlx::query(
+        "with added as (
+             insert into log_cosignatures (size, witness, line) values ($1, $2, $3)
+             on conflict do nothing
+             returning size)
+         update log_checkpoints c
+            set note = c.note || $3 || E'\\n', cosigned = c.cosigned + 1
+           from added where c.size = added.size",
+    )
+    .bind(size as i64)
+    .bind(witness)
+    .bind(line)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+/// The largest checkpoint `witness` has cosigned (0 if none).
+pub async fn witness_size(pool: &PgPool, witness: &str) -> StoreResult<u64> {
+    // language=PostgreSQL
+    let size: Option<i64> =
+        sqlx::query_scalar("select max(size) from log_cosignatures where witness = $1")
+            .bind(witness)
+            .fetch_one(pool)
+            .await?;
+    Ok(size.unwrap_or(0) as u64)
 }

@@ -1,7 +1,8 @@
 //! `log audit`: checks a log from the outside, over plain HTTP, with nothing but its verifier
 //! key (DESIGN §10).
 //!
-//! 1. Fetch `/log/checkpoint` and verify its signature with the key.
+//! 1. Fetch `/log/checkpoint` and verify its signature with the key, and the cosignatures
+//!    of the witnesses the auditor trusts (a quorum of them must have cosigned).
 //! 2. Load the state file of the previous run, if any: the checkpoint it accepted, the
 //!    log's right edge then (the roots of its perfect subtrees, at most 64 hashes) and the
 //!    leaf hashes of its last, partial, entry tile. A checkpoint smaller than the saved one,
@@ -15,15 +16,16 @@
 //! Any failure is an [`AuditError`] naming what failed; the command exits non-zero with it.
 
 use super::checkpoint::{self, VerifiedCheckpoint};
+use super::client;
+use super::cosignature::{CosignatureVerifier, cosigners};
 use super::tiles::{TilePath, WIDTH, parse_entry_bundle};
 use super::tree::{Hash, leaf_hash, node_hash};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// What an audit found wrong.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +41,9 @@ pub enum AuditError {
     /// The checkpoint's signature does not verify with the key.
     #[error("the checkpoint is not signed by the key: {0}")]
     Signature(String),
+    /// Too few of the trusted witnesses cosigned the checkpoint, or a cosignature is forged.
+    #[error("the checkpoint lacks its witnesses' quorum: {0}")]
+    Witnesses(String),
     /// The log contradicts the checkpoint saved by an earlier run.
     #[error("the log is inconsistent with the checkpoint saved in {file}: {reason}")]
     Inconsistent {
@@ -71,6 +76,44 @@ pub struct AuditReport {
     pub leaves_fetched: u64,
     /// Entry tiles fetched in this run.
     pub tiles_fetched: u64,
+    /// The trusted witnesses whose cosignatures verified, by name.
+    pub cosigned_by: Vec<String>,
+}
+
+/// The witnesses an auditor trusts, and how many of them must have cosigned a checkpoint.
+#[derive(Debug, Clone, Default)]
+pub struct WitnessPolicy {
+    /// The witnesses' cosignature/v1 verifier keys.
+    pub witnesses: Vec<CosignatureVerifier>,
+    /// Cosignatures needed.
+    pub quorum: usize,
+}
+
+impl WitnessPolicy {
+    /// The witnesses that cosigned `note`, when at least the quorum did.
+    fn check(&self, note: &[u8]) -> Result<Vec<String>, AuditError> {
+        let found = cosigners(note, &self.witnesses).map_err(AuditError::Witnesses)?;
+        let names: Vec<String> = found
+            .iter()
+            .map(|(i, _)| self.witnesses[*i].vkey().to_owned())
+            .collect();
+        if found.len() < self.quorum {
+            let missing: Vec<&str> = self
+                .witnesses
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !found.iter().any(|(f, _)| f == i))
+                .map(|(_, w)| w.vkey())
+                .collect();
+            return Err(AuditError::Witnesses(format!(
+                "cosigned by {} of the {} witnesses required; no cosignature from {}",
+                found.len(),
+                self.quorum,
+                missing.join(", ")
+            )));
+        }
+        Ok(names)
+    }
 }
 
 /// The state kept between runs.
@@ -134,50 +177,17 @@ fn unb64(s: &str) -> Option<Hash> {
     STANDARD.decode(s).ok()?.try_into().ok().map(Hash)
 }
 
-/// GETs `url` over HTTP/1.1 and returns the body of a 200 answer.
+/// How long one fetch may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// GETs `url` and returns the body of a 200 answer.
 async fn fetch(url: &str) -> Result<Bytes, AuditError> {
-    let fail = |reason: String| AuditError::Fetch {
-        url: url.to_owned(),
-        reason,
-    };
-    let uri: hyper::Uri = url.parse().map_err(|e| fail(format!("{e}")))?;
-    if uri.scheme_str() != Some("http") {
-        return Err(fail(
-            "only http:// URLs are fetched; reach an https:// log through a local TLS proxy".into(),
-        ));
-    }
-    let host = uri.host().ok_or_else(|| fail("no host".into()))?;
-    let port = uri.port_u16().unwrap_or(80);
-    let stream = tokio::net::TcpStream::connect((host, port))
+    client::get_ok(url, FETCH_TIMEOUT)
         .await
-        .map_err(|e| fail(e.to_string()))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    tokio::spawn(connection);
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let request = hyper::Request::get(path)
-        .header(hyper::header::HOST, host)
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| fail(e.to_string()))?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| fail(e.to_string()))?
-        .to_bytes();
-    if status != hyper::StatusCode::OK {
-        return Err(fail(format!(
-            "{status}: {}",
-            String::from_utf8_lossy(&body).trim()
-        )));
-    }
-    Ok(body)
+        .map_err(|e| AuditError::Fetch {
+            url: e.url,
+            reason: e.reason,
+        })
 }
 
 fn load_state(file: &Path) -> Result<Option<State>, AuditError> {
@@ -208,16 +218,27 @@ fn save_state(file: &Path, state: &State) -> Result<(), AuditError> {
 }
 
 /// Audits the log at `base` (the server's URL, e.g. `http://127.0.0.1:8080`) against the
-/// verifier key `vkey`, continuing from `state_file` if given.
+/// verifier key `vkey`, continuing from `state_file` if given, trusting no witness.
 pub async fn audit(
     base: &str,
     vkey: &str,
     state_file: Option<&Path>,
 ) -> Result<AuditReport, AuditError> {
+    audit_with(base, vkey, state_file, &WitnessPolicy::default()).await
+}
+
+/// Like [`audit`], and accepting a checkpoint only with the cosignatures `witnesses` asks for.
+pub async fn audit_with(
+    base: &str,
+    vkey: &str,
+    state_file: Option<&Path>,
+    witnesses: &WitnessPolicy,
+) -> Result<AuditReport, AuditError> {
     let base = base.trim_end_matches('/');
     let note = fetch(&format!("{base}/log/checkpoint")).await?;
     let checkpoint =
         checkpoint::verify(&note, vkey.trim()).map_err(|e| AuditError::Signature(e.to_string()))?;
+    let cosigned_by = witnesses.check(&note)?;
     let saved = match state_file {
         Some(file) => load_state(file)?,
         None => None,
@@ -332,6 +353,7 @@ pub async fn audit(
         previous_size,
         leaves_fetched,
         tiles_fetched,
+        cosigned_by,
     })
 }
 

@@ -10,6 +10,8 @@
 //! neither skips nor repeats an index, and restarting simply carries on.
 
 use super::signer::{SignError, Signer};
+use super::witness;
+use crate::config::WitnessConfig;
 use crate::store::StoreResult;
 use crate::store::tree::{self, SEQUENCER_LOCK};
 use sqlx::{Connection, PgConnection, PgPool};
@@ -32,6 +34,17 @@ pub struct SequencerSettings {
     pub checkpoint_interval: Duration,
     /// Signs the checkpoints.
     pub signer: Arc<Signer>,
+    /// Asked to cosign each checkpoint (by the leader only).
+    pub witnesses: Arc<[WitnessConfig]>,
+}
+
+/// Aborts a task when dropped: the witness task lives exactly as long as a term as leader.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// What ended a term as leader.
@@ -84,6 +97,14 @@ async fn lead(
     .execute(&mut conn)
     .await?;
     tracing::info!(pid = std::process::id(), "this process sequences the log");
+    let (signed, signed_rx) = watch::channel(0u64);
+    let _witnessing = (!settings.witnesses.is_empty()).then(|| {
+        AbortOnDrop(tokio::spawn(witness::run(
+            pool.clone(),
+            settings.witnesses.clone(),
+            signed_rx,
+        )))
+    });
     let mut last_checkpoint: Option<Instant> = None;
     let mut refusal: Option<String> = None;
     loop {
@@ -96,6 +117,7 @@ async fn lead(
                     last_checkpoint = Some(Instant::now());
                     refusal = None;
                     tracing::info!(size, "signed a checkpoint");
+                    signed.send_replace(size);
                 }
                 Ok(None) => {}
                 Err(SignError::Store(e)) => return Err(e),

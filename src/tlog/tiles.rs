@@ -135,6 +135,9 @@ pub fn hash_tile<R: HashReader>(
     tlog_tiles::tile::Tile::new(HEIGHT, level, index, u32::from(width), false).read_data(stored)
 }
 
+/// The longest leaf an entry bundle can hold: its length is two bytes.
+pub const MAX_LEAF_BYTES: usize = u16::MAX as usize;
+
 /// An entry bundle: each leaf as a 2-byte big-endian length and its bytes.
 pub fn entry_bundle<'a>(leaves: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();

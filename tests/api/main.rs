@@ -20,4 +20,5 @@ mod subscriptions;
 mod timetravel;
 mod tlog;
 mod tools;
+mod witness;
 mod writes;

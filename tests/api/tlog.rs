@@ -272,19 +272,12 @@ async fn tree_size(app: &TestApp) -> u64 {
         .unwrap_or(0)
 }
 
-/// Runs `commitment-tracker log audit` as an auditor would, returning success and output.
-async fn audit_cli(app: &TestApp, vkey: &str, state: &std::path::Path) -> (bool, String) {
+/// Runs `commitment-tracker log audit --url base ARGS…` as an auditor would, returning
+/// success and output.
+pub(crate) async fn log_audit(base: &str, args: &[&str]) -> (bool, String) {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_commitment-tracker"))
-        .args([
-            "log",
-            "audit",
-            "--url",
-            &app.address,
-            "--key",
-            vkey,
-            "--state",
-        ])
-        .arg(state)
+        .args(["log", "audit", "--url", base])
+        .args(args)
         .output()
         .await
         .unwrap();
@@ -294,6 +287,15 @@ async fn audit_cli(app: &TestApp, vkey: &str, state: &std::path::Path) -> (bool,
         String::from_utf8_lossy(&output.stderr)
     );
     (output.status.success(), text)
+}
+
+/// The audit with the log's key and a state file.
+async fn audit_cli(app: &TestApp, vkey: &str, state: &std::path::Path) -> (bool, String) {
+    log_audit(
+        &app.address,
+        &["--key", vkey, "--state", state.to_str().unwrap()],
+    )
+    .await
 }
 
 #[tokio::test]
@@ -557,4 +559,37 @@ async fn kill_9_of_the_sequencing_process_under_load_hands_over_without_a_skippe
     assert!(report.ok(), "{:?}", report.problems);
     assert_eq!(report.leaves as i64, events);
     drop(survivor);
+}
+
+#[tokio::test]
+async fn an_event_too_long_for_an_entry_tile_is_refused_and_nothing_is_written() {
+    use crate::helpers::REGISTER;
+    let app = seeded_log().await;
+    let before = app.event_count().await;
+    // 20,000 characters pass the text rule, but at four bytes each the leaf would exceed the
+    // 65,535 bytes an entry's two-byte length can say.
+    let description = "\u{1F600}".repeat(20_000);
+    let (code, error) = app
+        .error_code(
+            REGISTER,
+            json!({ "input": {
+                "slug": "too-long", "title": "Too long", "description": description,
+                "area": "Digital foundations", "policySource": "A plan (2022)",
+                "target": "Every trust", "dueDate": "2025-03-31", "announcedOn": "2022-06-29"
+            }}),
+            Some(&app.admin_token),
+        )
+        .await;
+    assert_eq!(code, "BAD_USER_INPUT", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than the 65535 one entry can hold"),
+        "{error}"
+    );
+    assert_eq!(app.event_count().await, before);
+    // The log's tiles still serve every leaf.
+    let (checkpoint, _, _) = checkpoint_of_everything(&app).await;
+    assert_eq!(checkpoint.size, before as u64);
 }

@@ -50,9 +50,9 @@ fn bad(field: &str, message: String) -> async_graphql::Error {
 
 /// The latest checkpoint served (with its witnesses' quorum), if any.
 pub(crate) async fn latest(ctx: &Context<'_>) -> ApiResult<Option<StoredCheckpoint>> {
-    let quorum = ctx.data::<Arc<LogInfo>>()?.quorum;
+    let log = ctx.data::<Arc<LogInfo>>()?;
     let pool = pool(ctx)?;
-    crate::store::read_retrying(|| tree::latest_checkpoint(pool, quorum))
+    crate::store::read_retrying(|| log.served_checkpoint(pool))
         .await
         .api()
 }
@@ -63,7 +63,8 @@ pub(crate) async fn checkpoint(ctx: &Context<'_>) -> ApiResult<Checkpoint> {
     let Some(c) = latest(ctx).await? else {
         return Err(ApiError::NotFound(
             "the log has published no checkpoint yet: it signs one within \
-             LOG_CHECKPOINT_INTERVAL_MS of its first event"
+             LOG_CHECKPOINT_INTERVAL_MS of its first event and serves it once \
+             LOG_WITNESS_QUORUM of its witnesses have cosigned it"
                 .into(),
         ))
         .api();
