@@ -129,3 +129,50 @@ async fn an_unknown_flag_is_refused() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--clientz"));
 }
+
+#[tokio::test]
+async fn the_log_benchmark_measures_appends_commit_to_leaf_proofs_and_audits() {
+    let report = bench(&[
+        "log",
+        "--clients",
+        "2",
+        "--seconds",
+        "0.3",
+        "--rounds",
+        "1",
+        "--leaves",
+        "600",
+        "--proofs",
+        "20",
+        "--new-events",
+        "300",
+    ])
+    .await;
+    assert_eq!(report["scenario"], "log");
+    let appends = &report["appends"];
+    assert!(number(&appends["ratio_running_to_idle"]) >= 0.0, "{report}");
+    // Every assessment answered while the log ran was timed to its leaf.
+    assert!(
+        number(&appends["commit_to_leaf"]["events"]) >= 2.0,
+        "{report}"
+    );
+    let large = &report["large_tree"];
+    assert!(number(&large["leaves"]) >= 600.0, "{report}");
+    for proof in ["inclusion", "consistency"] {
+        assert!(number(&large["proofs"][proof]["p99_ms"]) >= 0.0, "{report}");
+    }
+    // The audit from nothing reads every entry tile; the incremental one only the new.
+    assert_eq!(
+        number(&large["audit_from_nothing"]["tiles"]),
+        (number(&large["leaves"]) / 256.0).ceil(),
+        "{report}"
+    );
+    assert!(
+        number(&large["audit_incremental"]["new_leaves"]) >= 300.0,
+        "{report}"
+    );
+    assert!(
+        number(&large["audit_incremental"]["tiles"]) <= 3.0,
+        "{report}"
+    );
+}

@@ -4,7 +4,7 @@
 
 use crate::support::{
     Client, LoopStep, Server, admin_token, assess_body, assessed_id, closed_loop, ratio,
-    register_commitments, with_database,
+    register_commitments, share_of, with_database,
 };
 use anyhow::Context;
 use serde_json::{Value, json};
@@ -106,14 +106,9 @@ pub async fn run(server_url: &str, args: &AppendArgs) -> anyhow::Result<Value> {
                 closed_loop(clients, duration, move |i| {
                     let (ids, token) = (ids.clone(), token.clone());
                     async move {
-                        // Client i takes commitments i, i + clients, ...: no two clients
-                        // contend for one stream.
-                        let commitments: Vec<String> =
-                            ids.iter().skip(i).step_by(clients).cloned().collect();
-                        anyhow::ensure!(!commitments.is_empty(), "more clients than commitments");
                         Ok(Assessor {
                             client: Client::connect(addr, Some(&token)).await?,
-                            commitments,
+                            commitments: share_of(&ids, i, clients)?,
                         })
                     }
                 })

@@ -12,7 +12,9 @@
 //! rebuild     [--events 1000000]
 //! timetravel  [--events 10000] [--queries 200]
 //! ordering    [--writers 32] [--appends 200]
-//! all         every scenario but ordering, with its defaults
+//! log         [--clients 32] [--seconds 10] [--rounds 2] [--leaves 1000000] [--proofs 2000]
+//!             [--new-events 1000]
+//! all         every scenario but ordering and log, with its defaults
 //! ```
 //!
 //! `BENCH_DATABASE_URL` names the PostgreSQL server (no database name; default
@@ -22,6 +24,7 @@
 
 mod append;
 mod fanout;
+mod log;
 mod ordering;
 mod read;
 mod rebuild;
@@ -125,8 +128,19 @@ fn timetravel_args(f: &mut Flags) -> anyhow::Result<timetravel::TimeTravelArgs> 
     })
 }
 
+fn log_args(f: &mut Flags) -> anyhow::Result<log::LogArgs> {
+    Ok(log::LogArgs {
+        clients: f.usize("clients", 32)?,
+        seconds: f.f64("seconds", 10.0)?,
+        rounds: f.usize("rounds", 2)?,
+        leaves: f.usize("leaves", 1_000_000)?,
+        proofs: f.usize("proofs", 2000)?,
+        new_events: f.usize("new-events", 1000)?,
+    })
+}
+
 const USAGE: &str =
-    "usage: bench <append|read|fanout|rebuild|timetravel|ordering|all> [--flag value ...]";
+    "usage: bench <append|read|fanout|rebuild|timetravel|ordering|log|all> [--flag value ...]";
 
 async fn run(scenario: &str, mut flags: Flags, server: &str) -> anyhow::Result<()> {
     let print = |v: serde_json::Value| println!("{v}");
@@ -161,6 +175,11 @@ async fn run(scenario: &str, mut flags: Flags, server: &str) -> anyhow::Result<(
             let appends = flags.usize("appends", 200)?;
             flags.finish()?;
             print(ordering::run(server, writers, appends).await?);
+        }
+        "log" => {
+            let a = log_args(&mut flags)?;
+            flags.finish()?;
+            print(log::run(server, &a).await?);
         }
         "all" => {
             flags.finish()?;

@@ -50,8 +50,9 @@ const RATINGS: [Rating; 4] = [
     Rating::Inadequate,
 ];
 
-/// One commitment's stream and its evidence's, appended in two transactions.
-async fn write_commitment(db: &BenchDatabase, i: usize, per: usize) -> anyhow::Result<usize> {
+/// One commitment's stream and its evidence's (`per` events in all), appended in three
+/// transactions. Returns how many events were written.
+pub async fn write_commitment(db: &BenchDatabase, i: usize, per: usize) -> anyhow::Result<usize> {
     let commitment = Uuid::now_v7();
     let evidence = Uuid::now_v7();
     let registered = DomainEvent::Commitment(CommitmentEvent::Registered(CommitmentRegistered {

@@ -352,6 +352,14 @@ pub async fn register_commitments(
     Ok(ids)
 }
 
+/// Client `i` of `clients` takes commitments i, i + clients, …: no two clients contend for
+/// one stream.
+pub fn share_of(ids: &[String], i: usize, clients: usize) -> anyhow::Result<Vec<String>> {
+    let share: Vec<String> = ids.iter().skip(i).step_by(clients).cloned().collect();
+    anyhow::ensure!(!share.is_empty(), "more clients than commitments");
+    Ok(share)
+}
+
 /// The assessment mutation every scenario sends (the same work per request).
 pub const ASSESS: &str = "mutation($input: AssessCommitmentInput!) {
     assessCommitment(input: $input) { id overall cursor }
