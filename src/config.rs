@@ -43,6 +43,17 @@ pub enum Command {
     Verify,
     /// Replay every event into fresh projection tables and swap them in while serving.
     RebuildProjections,
+    /// Erase every stored value of a name in the personal fields (evidence submitters, the
+    /// actors of events, token names) with its opening, and record `PersonalDataErased`
+    /// with the reason; prints how many values were erased. Every proof holds as before.
+    Erase {
+        /// The value to erase, exactly as stored.
+        #[arg(long)]
+        name: String,
+        /// Why (the request's reference, its legal basis); recorded, unlike the name.
+        #[arg(long)]
+        reason: String,
+    },
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),

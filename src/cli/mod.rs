@@ -92,6 +92,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!("{} problem(s) found", report.problems.len())
             }
         }
+        Command::Erase { name, reason } => {
+            let pool = open(&cli.database_url).await?;
+            erase(&pool, &name, &reason).await
+        }
         Command::RebuildProjections => {
             let pool = open(&cli.database_url).await?;
             let report = store::rebuild::rebuild(&pool).await?;
@@ -169,6 +173,37 @@ async fn import(pool: &PgPool, file: &Path) -> anyhow::Result<()> {
         report.written,
         report.already_present
     );
+    Ok(())
+}
+
+/// The actor recorded for an erasure run from the command line, by an operator with access
+/// to the database.
+const ERASE_ACTOR: &str = "commitment-tracker erase";
+
+async fn erase(pool: &PgPool, name: &str, reason: &str) -> anyhow::Result<()> {
+    let cmd = crate::domain::erasure::ErasePersonalData::parse(name, reason)?;
+    let feed = Feed::new(pool.clone(), FeedSettings::default()).await?;
+    let commands = Commands::new(pool.clone(), feed);
+    let ctx = crate::commands::CommandContext {
+        actor: crate::auth::Actor {
+            token_id: uuid::Uuid::nil(),
+            name: ERASE_ACTOR.to_owned(),
+            role: Role::Admin,
+        },
+        request_id: None,
+        idempotency_key: None,
+    };
+    let outcome = commands.erase_personal_data(&ctx, cmd).await?;
+    println!("{}", outcome.erased_values);
+    if outcome.erased_values == 0 {
+        eprintln!("no stored value was that name: nothing was erased or recorded");
+    } else {
+        eprintln!(
+            "erased {} values ({} token names; those tokens are revoked) and recorded PersonalDataErased",
+            outcome.erased_values,
+            outcome.revoked_tokens.len()
+        );
+    }
     Ok(())
 }
 

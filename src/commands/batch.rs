@@ -17,6 +17,9 @@ pub(super) type Decide = dyn Fn(&StreamState, &References) -> Decision + Send + 
 /// A command waiting for a committer.
 pub(super) struct Job {
     pub(super) ctx: CommandContext,
+    /// Whose idempotency keys the command's key is among: its token's id, never the holder's
+    /// name (DESIGN §11).
+    pub(super) scope: String,
     pub(super) kind: &'static str,
     pub(super) body: Value,
     pub(super) target: Target,
@@ -41,7 +44,7 @@ impl Job {
         self.ctx
             .idempotency_key
             .as_deref()
-            .map(|key| (self.ctx.actor.name.as_str(), key))
+            .map(|key| (self.scope.as_str(), key))
     }
 
     fn metadata(&self) -> Metadata {

@@ -29,8 +29,10 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 mod batch;
+mod erasure;
 
 use batch::*;
+pub use erasure::ErasureOutcome;
 
 /// Why a command was not carried out.
 #[derive(Debug, thiserror::Error)]
@@ -181,6 +183,7 @@ impl StreamState {
         match event {
             DomainEvent::Commitment(e) => self.commitment.apply(e),
             DomainEvent::Evidence(e) => self.evidence.apply(e),
+            DomainEvent::Erasure(_) => {}
         }
     }
 }
@@ -243,7 +246,7 @@ impl Commands {
     }
 
     /// Registers a commitment; the outcome is its id.
-    #[tracing::instrument(skip_all, fields(actor = %ctx.actor.name, slug = cmd.slug.as_str()))]
+    #[tracing::instrument(skip_all, fields(token = %ctx.actor.token_id, slug = cmd.slug.as_str()))]
     pub async fn register_commitment(
         &self,
         ctx: &CommandContext,
@@ -275,7 +278,7 @@ impl Commands {
     }
 
     /// Revises a commitment; the outcome is its id.
-    #[tracing::instrument(skip_all, fields(actor = %ctx.actor.name, commitment = %cmd.commitment_id))]
+    #[tracing::instrument(skip_all, fields(token = %ctx.actor.token_id, commitment = %cmd.commitment_id))]
     pub async fn revise_commitment(
         &self,
         ctx: &CommandContext,
@@ -308,7 +311,7 @@ impl Commands {
     }
 
     /// Records a verdict; the outcome is the assessment's id.
-    #[tracing::instrument(skip_all, fields(actor = %ctx.actor.name, commitment = %cmd.commitment_id))]
+    #[tracing::instrument(skip_all, fields(token = %ctx.actor.token_id, commitment = %cmd.commitment_id))]
     pub async fn assess_commitment(
         &self,
         ctx: &CommandContext,
@@ -346,7 +349,7 @@ impl Commands {
     }
 
     /// Records a dispute of an assessment; the outcome is the dispute's id.
-    #[tracing::instrument(skip_all, fields(actor = %ctx.actor.name, assessment = %cmd.assessment_id))]
+    #[tracing::instrument(skip_all, fields(token = %ctx.actor.token_id, assessment = %cmd.assessment_id))]
     pub async fn dispute_assessment(
         &self,
         ctx: &CommandContext,
@@ -391,7 +394,7 @@ impl Commands {
     }
 
     /// Records evidence; the outcome is its id.
-    #[tracing::instrument(skip_all, fields(actor = %ctx.actor.name))]
+    #[tracing::instrument(skip_all, fields(token = %ctx.actor.token_id))]
     pub async fn submit_evidence(
         &self,
         ctx: &CommandContext,
@@ -427,7 +430,7 @@ impl Commands {
     }
 
     /// Retracts evidence; the outcome is its id.
-    #[tracing::instrument(skip_all, fields(actor = %ctx.actor.name, evidence = %cmd.evidence_id))]
+    #[tracing::instrument(skip_all, fields(token = %ctx.actor.token_id, evidence = %cmd.evidence_id))]
     pub async fn retract_evidence(
         &self,
         ctx: &CommandContext,
@@ -468,6 +471,7 @@ impl Commands {
         require(ctx, needed)?;
         let (reply, answer) = oneshot::channel();
         let job = Job {
+            scope: ctx.actor.token_id.to_string(),
             ctx: ctx.clone(),
             kind,
             body,

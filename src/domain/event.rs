@@ -5,6 +5,7 @@
 //! gets a new schema version and an upcaster from every older one.
 
 use super::commitment::CommitmentEvent;
+use super::erasure::ErasureEvent;
 use super::evidence::EvidenceEvent;
 use serde_json::Value;
 
@@ -15,6 +16,8 @@ pub enum StreamType {
     Commitment,
     /// A piece of evidence: submitted, retracted.
     Evidence,
+    /// An erasure of personal data (DESIGN §11).
+    Erasure,
 }
 
 impl StreamType {
@@ -23,6 +26,7 @@ impl StreamType {
         match self {
             StreamType::Commitment => "commitment",
             StreamType::Evidence => "evidence",
+            StreamType::Erasure => "erasure",
         }
     }
     /// Parses the stored spelling.
@@ -30,6 +34,7 @@ impl StreamType {
         match s {
             "commitment" => Some(StreamType::Commitment),
             "evidence" => Some(StreamType::Evidence),
+            "erasure" => Some(StreamType::Erasure),
             _ => None,
         }
     }
@@ -42,6 +47,8 @@ pub enum DomainEvent {
     Commitment(CommitmentEvent),
     /// An event of an evidence stream.
     Evidence(EvidenceEvent),
+    /// An event of an erasure stream.
+    Erasure(ErasureEvent),
 }
 
 /// A stored payload could not be read as any known event.
@@ -76,6 +83,7 @@ impl DomainEvent {
         match self {
             DomainEvent::Commitment(e) => e.event_type(),
             DomainEvent::Evidence(e) => e.event_type(),
+            DomainEvent::Erasure(e) => e.event_type(),
         }
     }
 
@@ -89,6 +97,7 @@ impl DomainEvent {
         match self {
             DomainEvent::Commitment(_) => StreamType::Commitment,
             DomainEvent::Evidence(_) => StreamType::Evidence,
+            DomainEvent::Erasure(_) => StreamType::Erasure,
         }
     }
 
@@ -97,6 +106,7 @@ impl DomainEvent {
         let value = match self {
             DomainEvent::Commitment(e) => e.payload(),
             DomainEvent::Evidence(e) => e.payload(),
+            DomainEvent::Erasure(e) => e.payload(),
         };
         value.expect("domain events always serialise")
     }
@@ -145,6 +155,8 @@ impl DomainEvent {
         };
         let decoded = if is_commitment_event(event_type) {
             CommitmentEvent::decode(event_type, payload).map(|r| r.map(DomainEvent::Commitment))
+        } else if event_type == "PersonalDataErased" {
+            ErasureEvent::decode(event_type, payload).map(|r| r.map(DomainEvent::Erasure))
         } else {
             EvidenceEvent::decode(event_type, payload).map(|r| r.map(DomainEvent::Evidence))
         };
@@ -187,6 +199,7 @@ pub fn current_schema_version(event_type: &str) -> Option<i32> {
         "AssessmentDisputed" => 1,
         "EvidenceSubmitted" => 1,
         "EvidenceRetracted" => 1,
+        "PersonalDataErased" => 1,
         _ => return None,
     })
 }

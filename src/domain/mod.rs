@@ -6,6 +6,7 @@
 //! streams it refers to ([`References`]); applying an event to a state cannot fail.
 
 pub mod commitment;
+pub mod erasure;
 pub mod error;
 pub mod event;
 pub mod evidence;

@@ -7,6 +7,7 @@ use super::types::{AssessorKind, DeliveryStatus, EvidenceKind, Rating};
 use crate::domain::commitment::{
     AssessCommitment, DisputeAssessment, RegisterCommitment, ReviseCommitment,
 };
+use crate::domain::erasure::ErasePersonalData;
 use crate::domain::evidence::{RetractEvidence, SubmitEvidence};
 use crate::domain::rating as domain;
 use crate::domain::text::{Line, Slug, Text, WebUrl};
@@ -270,5 +271,24 @@ impl RetractEvidenceInput {
             reason: Text::parse("reason", &self.reason)?,
             retracted_on: business_date(self.retracted_on),
         })
+    }
+}
+
+/// Erases a person's data on request (admin).
+#[derive(InputObject)]
+pub struct ErasePersonalDataInput {
+    /// The value to erase wherever a personal field holds it: a submitter's or a token
+    /// holder's name, exactly as stored.
+    pub name: String,
+    /// Why (the request's reference, its legal basis); recorded in the `PersonalDataErased`
+    /// event, which never holds the name.
+    pub reason: String,
+    pub idempotency_key: Option<String>,
+}
+
+impl ErasePersonalDataInput {
+    /// The validated command.
+    pub fn parse(&self) -> Result<ErasePersonalData, ApiError> {
+        Ok(ErasePersonalData::parse(&self.name, &self.reason)?)
     }
 }

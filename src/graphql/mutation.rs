@@ -5,8 +5,8 @@
 use super::RequestInfo;
 use super::error::{ApiError, ApiResult, OrApi};
 use super::inputs::{
-    AssessCommitmentInput, DisputeAssessmentInput, RegisterCommitmentInput, RetractEvidenceInput,
-    ReviseCommitmentInput, SubmitEvidenceInput, idempotency_key,
+    AssessCommitmentInput, DisputeAssessmentInput, ErasePersonalDataInput, RegisterCommitmentInput,
+    RetractEvidenceInput, ReviseCommitmentInput, SubmitEvidenceInput, idempotency_key,
 };
 use super::types::{Assessment, Commitment, Dispute, Evidence, Source};
 use crate::commands::{CommandContext, Commands};
@@ -65,8 +65,41 @@ pub struct CreatedToken {
     pub token: String,
 }
 
+/// What an erasure did.
+#[derive(async_graphql::SimpleObject)]
+pub struct PersonalDataErasure {
+    /// How many stored values were erased: the personal fields of events that held the name,
+    /// and token names (0 when no stored value was the name; nothing is recorded then).
+    pub erased_values: i64,
+}
+
 #[Object]
 impl Mutation {
+    /// Erases every stored value equal to `name` in the personal fields (evidence submitters,
+    /// the actors of events, token names) with its opening (admin). Records
+    /// `PersonalDataErased` with the reason and the erased values' commitments, never the
+    /// name; tokens held under the name are revoked. Every proof holds as before.
+    async fn erase_personal_data(
+        &self,
+        ctx: &Context<'_>,
+        input: ErasePersonalDataInput,
+    ) -> ApiResult<PersonalDataErasure> {
+        let cctx = command_context(ctx, &input.idempotency_key)?;
+        let cmd = input.parse().api()?;
+        let outcome = ctx
+            .data::<Commands>()?
+            .erase_personal_data(&cctx, cmd)
+            .await
+            .api()?;
+        let cache = ctx.data::<std::sync::Arc<crate::store::tokens::TokenCache>>()?;
+        for token in &outcome.revoked_tokens {
+            cache.forget(*token);
+        }
+        Ok(PersonalDataErasure {
+            erased_values: outcome.erased_values as i64,
+        })
+    }
+
     /// Creates a token (admin). The token is in the answer and nowhere else.
     async fn create_token(
         &self,

@@ -103,7 +103,30 @@ impl StoredEvent {
 
     /// Who wrote the event (`[erased]` once erased).
     pub fn actor(&self) -> &str {
+        if personal::is_forgotten(self.metadata.get(personal::ACTOR)) {
+            return personal::ERASED;
+        }
         self.personal.get(personal::ACTOR).unwrap_or_default()
+    }
+
+    /// The personal fields whose values were erased (`actor`, `submittedBy`), in name order.
+    pub fn erased_fields(&self) -> Vec<String> {
+        let mut fields: Vec<String> = self
+            .personal
+            .0
+            .iter()
+            .filter(|(field, value)| {
+                let slot = if field == personal::ACTOR {
+                    self.metadata.get(personal::ACTOR)
+                } else {
+                    self.payload.get(field)
+                };
+                value.is_none() || personal::is_forgotten(slot)
+            })
+            .map(|(field, _)| field.clone())
+            .collect();
+        fields.sort_unstable();
+        fields
     }
 
     /// The payload with its personal values (or `[erased]`) in place of their commitments.

@@ -176,6 +176,10 @@ impl Feed {
             };
             let full = page.len() as i64 == PAGE;
             for event in page {
+                if event.event_type == "PersonalDataErased" {
+                    // Events this process opened before the erasure read as erased from now.
+                    super::personal::forget_erasure(&event.payload);
+                }
                 let mut head = self.shared.head.lock().expect("feed head lock");
                 *head = event.cursor();
                 // No receivers is fine: nobody is subscribed right now.

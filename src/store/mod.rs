@@ -3,6 +3,7 @@
 
 pub mod chain;
 pub mod cursor;
+pub mod erasure;
 pub mod event_store;
 pub mod feed;
 pub mod idempotency;

@@ -5,15 +5,62 @@
 //! and hands back the rows that hold the clear values. On read, an event's [`Personal`]
 //! (the values, or `None` where erased) opens the stored payload and metadata again.
 
-use crate::tlog::leaf::{commit, commitment_json, new_opening};
+use crate::tlog::leaf::{commit, commitment_in, commitment_json, new_opening};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{LazyLock, RwLock};
 
 /// What an erased value reads as.
 pub const ERASED: &str = "[erased]";
 
 /// The metadata field naming who wrote an event.
 pub const ACTOR: &str = "actor";
+
+/// Commitments whose values this process has seen erased while it runs. Events read from the
+/// database carry their erased values as erased; events already in memory (the live feed's
+/// broadcast, a subscriber's queue) were opened before, and are checked against this when
+/// read, so that they too answer `[erased]` from the moment the erasure is known here: at
+/// once in the process that erased, within the live feed's delay in every other.
+static FORGOTTEN: LazyLock<RwLock<HashSet<[u8; 32]>>> = LazyLock::new(Default::default);
+
+/// Whether [`FORGOTTEN`] holds anything (most processes never erase: reads skip the lock).
+static ANY_FORGOTTEN: AtomicBool = AtomicBool::new(false);
+
+/// Marks values erased by their commitments, for events already opened in memory.
+pub fn forget(commitments: impl IntoIterator<Item = [u8; 32]>) {
+    let mut set = FORGOTTEN.write().unwrap_or_else(|p| p.into_inner());
+    set.extend(commitments);
+    ANY_FORGOTTEN.store(!set.is_empty(), Ordering::Release);
+}
+
+/// Marks erased the commitments a `PersonalDataErased` payload names.
+pub fn forget_erasure(payload: &Value) {
+    let commitments = payload
+        .get("commitments")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| STANDARD.decode(c.as_str()?).ok()?.try_into().ok());
+    forget(commitments);
+}
+
+/// Whether the commitment in a stored field's slot stands for a value known to be erased.
+pub fn is_forgotten(slot: Option<&Value>) -> bool {
+    if !ANY_FORGOTTEN.load(Ordering::Acquire) {
+        return false;
+    }
+    let Some(commitment) = slot.and_then(commitment_in) else {
+        return false;
+    };
+    FORGOTTEN
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains(&commitment)
+}
 
 /// The personal fields of payloads, by event type (top-level members only).
 pub const PAYLOAD_FIELDS: &[(&str, &str)] = &[("EvidenceSubmitted", "submittedBy")];
@@ -119,7 +166,9 @@ impl Personal {
         }
         let mut opened = payload.clone();
         for field in fields {
+            let forgotten = is_forgotten(payload.get(field));
             if let (Some(slot), Some(value)) = (opened.get_mut(field), self.get(field)) {
+                let value = if forgotten { ERASED } else { value };
                 *slot = Value::String(value.to_owned());
             }
         }

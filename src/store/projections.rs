@@ -251,6 +251,9 @@ pub async fn apply(
             .execute(&mut *conn)
             .await?;
         }
+        // The erasure's changes to the projections are made by the command that records it
+        // (store::erasure), and a replay reads the erased values as erased.
+        DomainEvent::Erasure(_) => {}
     }
     Ok(())
 }

@@ -157,6 +157,9 @@ pub async fn rebuild(pool: &PgPool) -> StoreResult<RebuildReport> {
         clear_touched(&mut tx, &t).await?;
         write_view(&mut tx, &view, Some(&t)).await?;
     }
+    // Values erased while the log was folded: the erasure's own updates went to the tables
+    // about to be dropped.
+    super::erasure::scrub_projections(&mut tx, "_rebuild").await?;
     for table in TABLES.iter().rev() {
         sqlx::query(AssertSqlSafe(format!(
             "alter table {table} rename to {table}_old"

@@ -361,6 +361,8 @@ impl View {
                     row.version = stored.version;
                 }
             }
+            // Erased values arrive as erased with the events they were in.
+            DomainEvent::Erasure(_) => {}
         }
     }
 }

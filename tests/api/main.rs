@@ -2,6 +2,7 @@
 
 mod bench;
 mod clients;
+mod erasure;
 mod helpers;
 mod hostile;
 mod immutability;

@@ -10,15 +10,22 @@ use tokio::process::{Child, Command};
 pub struct ServerProcess {
     child: Child,
     pub address: String,
+    /// Every line the server has logged so far.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ServerProcess {
     /// Starts the binary on a free port against `database_url` and waits until it serves.
     pub async fn start(database_url: &str) -> Self {
+        Self::start_logging(database_url, "info,sqlx=warn,tower_http=warn").await
+    }
+
+    /// Like [`ServerProcess::start`], with `RUST_LOG` set to `filter`.
+    pub async fn start_logging(database_url: &str, filter: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_commitment-tracker"))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("DATABASE_URL", database_url)
-            .env("RUST_LOG", "info,sqlx=warn,tower_http=warn")
+            .env("RUST_LOG", filter)
             .env("NO_COLOR", "1")
             .env("FEED_POLL_INTERVAL_MS", "1000")
             // One log key per database, shared by the processes that serve it.
@@ -35,25 +42,41 @@ impl ServerProcess {
             .spawn()
             .expect("start the server binary");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let address = loop {
             let line = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
                 .await
                 .expect("the server starts within a minute")
                 .unwrap()
                 .expect("the server exited before serving");
+            log.lock().unwrap().push(line.clone());
             if let Some(at) = line.find("serving GraphQL at http://") {
                 let rest = &line[at + "serving GraphQL at ".len()..];
                 break rest[..rest.find("/graphql").unwrap()].to_owned();
             }
         };
         // Keep draining the log so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self { child, address }
+        let kept = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                kept.lock().unwrap().push(line);
+            }
+        });
+        Self {
+            child,
+            address,
+            log,
+        }
     }
 
     /// The WebSocket address of the subscriptions endpoint.
     pub fn ws_url(&self) -> String {
         format!("{}/graphql/ws", self.address.replace("http://", "ws://"))
+    }
+
+    /// Every line the server has logged so far.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
     }
 
     /// The operating system's process id.

@@ -25,8 +25,8 @@ async fn the_readme_examples_run_as_written_in_order() {
     let examples = examples();
     assert_eq!(
         examples.len(),
-        4,
-        "query, mutation, subscription, time travel"
+        5,
+        "query, mutation, subscription, time travel, erasure"
     );
 
     let data = app.ok(&examples[0], json!({})).await;
@@ -57,4 +57,10 @@ async fn the_readme_examples_run_as_written_in_order() {
         data["before"]["dueDate"] != data["after"]["dueDate"],
         "{data}"
     );
+
+    // The erasure example erases the submitter it names, once.
+    let data = app.ok(&examples[4], json!({})).await;
+    assert_eq!(data["erasePersonalData"]["erasedValues"], 1, "{data}");
+    let again = app.ok(&examples[4], json!({})).await;
+    assert_eq!(again, data);
 }

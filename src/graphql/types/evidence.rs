@@ -65,6 +65,18 @@ impl Evidence {
     async fn actor(&self) -> &str {
         &self.row.actor
     }
+    /// The personal fields whose values were erased (`actor`, `submittedBy`).
+    async fn erased_fields(&self) -> Vec<&'static str> {
+        let erased = crate::store::personal::ERASED;
+        [
+            ("actor", &self.row.actor),
+            ("submittedBy", &self.row.submitted_by),
+        ]
+        .into_iter()
+        .filter(|(_, value)| value.as_str() == erased)
+        .map(|(field, _)| field)
+        .collect()
+    }
     /// The submission's place in the event log.
     async fn cursor(&self) -> String {
         self.row.cursor.encode()

@@ -100,9 +100,14 @@ impl Event {
     async fn payload(&self) -> Json<serde_json::Value> {
         Json(self.0.opened_payload().into_owned())
     }
-    /// Who wrote it.
+    /// Who wrote it (`[erased]` once erased).
     async fn actor(&self) -> &str {
         self.0.actor()
+    }
+    /// The personal fields whose values were erased (`actor`, `submittedBy`): they read
+    /// `[erased]`, and their commitments in the leaf open to nothing any more.
+    async fn erased_fields(&self) -> Vec<String> {
+        self.0.erased_fields()
     }
     /// The role they held.
     async fn role(&self) -> Option<&str> {
