@@ -22,15 +22,32 @@ const ERASE: &str = "mutation($input: ErasePersonalDataInput!) {
 }";
 
 /// Everything the API says about commitments, evidence, events and tokens, as text.
-const EVERYTHING: &str = "query($asOf: DateTime) {
+const EVERYTHING: &str = "query($asOf: DateTime, $validOn: Date = \"2025-06-01\") {
     commitments(first: 100) { nodes { slug
         assessments { actor evidence { submittedBy actor erasedFields } }
         evidence { id submittedBy actor erasedFields } } }
     past: commitments(first: 100, asOf: $asOf) { nodes { slug
         assessments { actor evidence { submittedBy actor } } evidence { submittedBy actor } } }
+    then: commitments(first: 100, validOn: $validOn) { nodes { slug
+        assessments { actor } evidence { submittedBy actor } } }
     events(first: 500) { nodes { id type actor payload erasedFields } }
     tokens { name }
 }";
+
+/// [`EVERYTHING`] once `events` lists every committed event (reads stay below the oldest
+/// transaction still running anywhere on the server, another test's included).
+async fn everything(app: &TestApp, as_of: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let data = app.ok(EVERYTHING, json!({ "asOf": as_of })).await;
+        let listed = data["events"]["nodes"].as_array().unwrap().len() as i64;
+        if listed == app.event_count().await {
+            return data;
+        }
+        assert!(Instant::now() < deadline, "events lists {listed}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 async fn seeded() -> TestApp {
     let app = spawn_app_with(|s| {
@@ -188,6 +205,15 @@ async fn erased_names_are_in_no_answer_replay_or_table_and_every_proof_still_hol
     );
     assert_eq!(app.event_count().await, events_after);
 
+    // Bad input is refused with its field named.
+    let (status, body) = erase(&app, " ", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{body}"
+    );
+    assert_eq!(body["errors"][0]["extensions"]["field"], "name", "{body}");
+
     // The holder's token no longer works.
     let (status, _) = app
         .post("{ __typename }", json!({}), Some(&holder_token))
@@ -195,12 +221,18 @@ async fn erased_names_are_in_no_answer_replay_or_table_and_every_proof_still_hol
     assert_eq!(status, 401);
 
     // No answer names them, live or as of before the erasure; erased fields say so.
-    let data = app.ok(EVERYTHING, json!({ "asOf": as_of })).await;
+    let data = everything(&app, &as_of).await;
     let text = data.to_string();
     assert!(
         !text.contains(SUBMITTER) && !text.contains(HOLDER),
         "{text}"
     );
+    for view in ["past", "then"] {
+        assert!(
+            data[view].to_string().contains("[erased]"),
+            "{view} shows no erased value"
+        );
+    }
     let evidence: Vec<&Value> = data["commitments"]["nodes"]
         .as_array()
         .unwrap()
@@ -324,10 +356,7 @@ async fn erased_names_are_in_no_answer_replay_or_table_and_every_proof_still_hol
     commitment_tracker::seed::import(&app.commands().await, &seed_file())
         .await
         .unwrap();
-    let text = app
-        .ok(EVERYTHING, json!({ "asOf": as_of }))
-        .await
-        .to_string();
+    let text = everything(&app, &as_of).await.to_string();
     assert!(
         !text.contains(SUBMITTER) && !text.contains(HOLDER),
         "{text}"
@@ -423,4 +452,34 @@ async fn the_servers_log_never_holds_a_personal_value() {
     }
     pool.close().await;
     server.kill().await;
+}
+
+#[tokio::test]
+async fn the_erase_command_erases_and_says_how_many_values() {
+    let app = seeded().await;
+    let run = |name: &'static str| {
+        let url = app.db.url.clone();
+        async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_commitment-tracker"))
+                .args(["erase", "--name", name, "--reason", "request 9"])
+                .env("DATABASE_URL", url)
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let output = run(SUBMITTER).await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "1");
+    let output = run(SUBMITTER).await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "0");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("nothing was erased"));
+    assert!(!dump(&app).await.contains(SUBMITTER));
+    let recorded: i64 =
+        sqlx::query_scalar("select count(*) from events where event_type = 'PersonalDataErased'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(recorded, 1);
 }
