@@ -121,11 +121,26 @@ pub enum TokenCommand {
     },
 }
 
+/// `--listen`: `host:port`, where the host is an address or a name to resolve.
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let mut addrs = text.to_socket_addrs().map_err(|e| {
+        format!("{text:?} is not host:port with a host that resolves (e.g. 127.0.0.1:8080, localhost:8080): {e}")
+    })?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))
+}
+
 /// Settings of `serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
+    /// A host name (`localhost:8080`) is resolved, and its first address used.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     pub listen: SocketAddr,
     /// Import this seed file after migrating (idempotent), e.g. data/nhs-digitisation.json.
     #[arg(long, env = "IMPORT_FILE")]
@@ -157,6 +172,14 @@ pub struct ServeArgs {
     /// Most WebSocket connections this process serves at once (more are refused with 503).
     #[arg(long, env = "WS_MAX_CONNECTIONS", default_value_t = 20_000)]
     pub ws_max_connections: usize,
+    /// Seconds between SIGTERM and closing: readiness answers 503 at once, so that load
+    /// balancers stop sending, while requests and WebSocket connections are still served.
+    #[arg(long, env = "SHUTDOWN_DRAIN_SECS", default_value_t = 0)]
+    pub shutdown_drain_secs: u64,
+    /// Seconds in-flight requests and WebSocket closes may take once closing has begun; the
+    /// process exits then whatever is left.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
     /// Deepest selection nesting a query may have (deeper is QUERY_TOO_COMPLEX).
     #[arg(long, env = "MAX_QUERY_DEPTH", default_value_t = 12)]
     pub max_query_depth: usize,
@@ -309,6 +332,10 @@ pub struct Settings {
     pub ws_max_subscriptions: usize,
     /// WebSocket connections per process.
     pub ws_max_connections: usize,
+    /// Time between a shutdown signal and closing.
+    pub shutdown_drain: Duration,
+    /// Time closing may take.
+    pub shutdown_grace: Duration,
     /// Query depth limit.
     pub max_query_depth: usize,
     /// Query complexity limit.
@@ -343,6 +370,8 @@ impl Settings {
             ws_keepalive: Duration::from_secs(args.ws_keepalive_secs.max(1)),
             ws_max_subscriptions: args.ws_max_subscriptions.max(1),
             ws_max_connections: args.ws_max_connections.max(1),
+            shutdown_drain: Duration::from_secs(args.shutdown_drain_secs),
+            shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
             max_query_depth: args.max_query_depth.max(2),
             max_query_complexity: args.max_query_complexity.max(10),
             max_aliases: args.max_aliases,

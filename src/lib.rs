@@ -34,6 +34,8 @@ pub mod domain;
 pub mod graphql;
 /// The HTTP surface: GraphQL over HTTP, GraphiQL, WebSocket, health; one file per route family.
 pub mod http;
+/// Readiness and shutdown: where the process is in its life.
+pub mod lifecycle;
 /// The seed data set and its import.
 pub mod seed;
 /// Shared execution of identical subscriptions.

@@ -9,6 +9,7 @@ use crate::graphql::limits::Limits;
 use crate::graphql::{SchemaDeps, Schemas, build_schemas};
 use crate::http::log::LogInfo;
 use crate::http::{AppState, router};
+use crate::lifecycle::Lifecycle;
 use crate::shared::Hub;
 use crate::store::persisted::PersistedQueries;
 use crate::store::tokens::TokenCache;
@@ -32,13 +33,15 @@ pub struct Application {
     feed: Feed,
     pool: PgPool,
     sequencer: SequencerSettings,
+    lifecycle: Lifecycle,
+    ws_connections: Arc<Semaphore>,
+    settings: Settings,
 }
 
 impl Application {
     /// Creates the database if missing, migrates it, starts nothing yet, binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        store::ensure_database(&settings.database_url).await?;
-        let pool = store::connect(&settings.database_url, settings.db_max_connections).await?;
+        let pool = store::open_pool(&settings.database_url, settings.db_max_connections).await?;
         store::migrate(&pool).await?;
         let feed = Feed::new(
             pool.clone(),
@@ -94,15 +97,20 @@ impl Application {
         let mode = settings.persisted_mode;
         let gateway = Gateway::new(http, limits, persisted.clone(), mode);
         let live = Gateway::new(live, limits, persisted, mode);
-        let listener = TcpListener::bind(settings.listen).await?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+        let lifecycle = Lifecycle::default();
+        let ws_connections = Arc::new(Semaphore::new(settings.ws_max_connections));
         let router = router(AppState {
             pool: pool.clone(),
-            ws_connections: Arc::new(Semaphore::new(settings.ws_max_connections)),
+            ws_connections: ws_connections.clone(),
+            lifecycle: lifecycle.clone(),
             hub: Arc::new(Hub::new(live.clone())),
             tokens,
             gateway,
             live,
-            settings,
+            settings: settings.clone(),
             log: log_info,
         });
         Ok(Self {
@@ -111,6 +119,9 @@ impl Application {
             feed,
             pool,
             sequencer,
+            lifecycle,
+            ws_connections,
+            settings,
         })
     }
 
@@ -131,29 +142,80 @@ impl Application {
         &self.pool
     }
 
-    /// Serves until `shutdown` resolves, then finishes in-flight requests and stops the feed.
+    /// Serves until `shutdown` resolves, then shuts down in order (DESIGN §12): readiness
+    /// answers 503 at once; after `SHUTDOWN_DRAIN_SECS` no new connection is accepted and
+    /// every WebSocket subscription is completed and its connection closed with code 1001;
+    /// in-flight requests finish; the feed and the sequencer stop. Whatever is left after
+    /// `SHUTDOWN_GRACE_SECS` more is dropped.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut feed_stop = stop_rx.clone();
-        let feed = tokio::spawn(self.feed.clone().run(async move {
-            let _ = feed_stop.wait_for(|s| *s).await;
-        }));
-        let sequencer = tokio::spawn(
-            sequencer::run(self.pool.clone(), self.sequencer.clone(), stop_rx.clone())
-                .instrument(tracing::info_span!("log_sequencer")),
-        );
-        let result = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = stop_tx.send(true);
+        let feed_running = self.lifecycle.feed_running().clone();
+        let feed = self.feed.clone();
+        let feed = tokio::spawn(async move {
+            feed_running.store(true, std::sync::atomic::Ordering::Release);
+            feed.run(async move {
+                let _ = feed_stop.wait_for(|s| *s).await;
             })
             .await;
+            feed_running.store(false, std::sync::atomic::Ordering::Release);
+        });
+        let sequencer_running = self.lifecycle.sequencer_running().clone();
+        let (pool, settings) = (self.pool.clone(), self.sequencer.clone());
+        let sequencer_stop = stop_rx.clone();
+        let sequencer = tokio::spawn(
+            async move {
+                sequencer_running.store(true, std::sync::atomic::Ordering::Release);
+                sequencer::run(pool, settings, sequencer_stop).await;
+                sequencer_running.store(false, std::sync::atomic::Ordering::Release);
+            }
+            .instrument(tracing::info_span!("log_sequencer")),
+        );
+        let lifecycle = self.lifecycle.clone();
+        let drain = self.settings.shutdown_drain;
+        let grace = self.settings.shutdown_grace;
+        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+            shutdown.await;
+            lifecycle.begin_stopping();
+            tracing::info!(
+                drain_secs = drain.as_secs(),
+                "stopping: readiness now fails"
+            );
+            tokio::time::sleep(drain).await;
+            lifecycle.begin_closing();
+            tracing::info!("closing connections");
+        });
+        let closing = {
+            let mut closing = self.lifecycle.closing();
+            async move {
+                let _ = closing.wait_for(|c| *c).await;
+            }
+        };
+        // Requests finish and WebSocket connections close, within the grace period.
+        let ws = self.ws_connections.clone();
+        let max_ws = self.settings.ws_max_connections as u32;
+        let finished = async move {
+            let result = serve.await;
+            // Every WebSocket connection holds a permit until its close frame is sent.
+            let _ = ws.acquire_many(max_ws).await;
+            result
+        };
+        tokio::pin!(finished);
+        let result = tokio::select! {
+            result = &mut finished => result,
+            _ = async { closing.await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(grace_secs = grace.as_secs(), "shutdown grace period over; dropping what is left");
+                Ok(())
+            }
+        };
+        let _ = stop_tx.send(true);
         drop(stop_rx);
-        feed.abort();
-        let _ = sequencer.await;
+        let _ = tokio::time::timeout(grace.max(std::time::Duration::from_secs(1)), feed).await;
+        let _ = tokio::time::timeout(grace.max(std::time::Duration::from_secs(1)), sequencer).await;
+        tracing::info!("stopped");
         result
     }
 }

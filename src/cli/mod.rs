@@ -149,12 +149,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Creates the database if missing, connects and migrates.
 async fn open(url: &str) -> anyhow::Result<PgPool> {
-    store::ensure_database(url)
-        .await
-        .context("cannot create the database")?;
-    let pool = store::connect(url, 5)
-        .await
-        .context("cannot connect to the database")?;
+    let pool = store::open_pool(url, 5).await?;
     store::migrate(&pool)
         .await
         .context("cannot migrate the database")?;

@@ -6,7 +6,7 @@
 //! | `POST /graphql`, `GET /graphql?query=…` | [`graphql`] (GraphQL over HTTP) |
 //! | `GET /graphql` from a browser, `/graphql/assets/…` | [`graphiql`] |
 //! | `GET /graphql/ws` | [`ws`] (both WebSocket protocols) |
-//! | `GET /health` | [`health`] |
+//! | `GET /healthz`, `GET /readyz` (and `/health`, the same as `/readyz`) | [`health`] |
 //! | `GET /log/checkpoint`, `/log/key`, `/log/tile/…` | [`log`] (the transparency log) |
 
 pub mod graphiql;
@@ -59,6 +59,8 @@ pub struct AppState {
     pub tokens: Arc<TokenCache>,
     /// The transparency log's key and quorum.
     pub log: Arc<log::LogInfo>,
+    /// Readiness and shutdown.
+    pub lifecycle: crate::lifecycle::Lifecycle,
 }
 
 /// Every route, with the limits that apply to all of them.
@@ -69,7 +71,9 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/graphql/ws", get(ws::upgrade))
         .route("/graphql/assets/{file}", get(graphiql::asset))
-        .route("/health", get(health::health))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/health", get(health::readyz))
         .route("/log/checkpoint", get(log::checkpoint))
         .route("/log/key", get(log::key))
         .route("/log/tile/{*path}", get(log::tile))

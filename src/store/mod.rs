@@ -96,6 +96,64 @@ where
     }
 }
 
+/// Why the database could not be opened, said once, naming the server it concerns and
+/// without the driver's internals (DESIGN §12).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct OpenError(String);
+
+/// Checks that `url` names a PostgreSQL database: `postgres://` or `postgresql://`.
+pub fn check_url(url: &str) -> Result<PgConnectOptions, OpenError> {
+    let scheme = url.split_once("://").map(|(s, _)| s);
+    if !matches!(scheme, Some("postgres" | "postgresql")) {
+        return Err(OpenError(format!(
+            "DATABASE_URL must be a postgres:// or postgresql:// URL (this one starts {}); \
+             only PostgreSQL is supported",
+            scheme.map_or_else(|| "without a scheme".to_owned(), |s| format!("{s}://"))
+        )));
+    }
+    PgConnectOptions::from_str(url).map_err(|e| OpenError(format!("DATABASE_URL: {e}")))
+}
+
+/// The error of opening the database at `url`, for a person to read.
+pub fn open_error(url: &str, doing: &str, e: &sqlx::Error) -> OpenError {
+    let server = PgConnectOptions::from_str(url)
+        .map(|o| format!("{}:{}", o.get_host(), o.get_port()))
+        .unwrap_or_else(|_| "the configured server".into());
+    let database = PgConnectOptions::from_str(url)
+        .ok()
+        .and_then(|o| o.get_database().map(str::to_owned))
+        .unwrap_or_default();
+    let why = match e {
+        sqlx::Error::Io(io) => match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => {
+                "nothing answers there (connection refused): is PostgreSQL running?".to_owned()
+            }
+            std::io::ErrorKind::NotFound => "no such host".to_owned(),
+            _ => io.to_string(),
+        },
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        sqlx::Error::PoolTimedOut => "no connection within the pool's timeout".to_owned(),
+        sqlx::Error::Tls(t) => format!("TLS: {t}"),
+        other => other.to_string(),
+    };
+    OpenError(format!(
+        "cannot {doing} database {database:?} on PostgreSQL at {server}: {why}"
+    ))
+}
+
+/// Creates (if missing) and connects to the database at `url`, with errors a person can act
+/// on.
+pub async fn open_pool(url: &str, max_connections: u32) -> Result<PgPool, OpenError> {
+    check_url(url)?;
+    ensure_database(url)
+        .await
+        .map_err(|e| open_error(url, "create", &e))?;
+    connect(url, max_connections)
+        .await
+        .map_err(|e| open_error(url, "connect to", &e))
+}
+
 /// Creates the database named in `url` if it does not exist yet.
 pub async fn ensure_database(url: &str) -> Result<(), sqlx::Error> {
     if !Postgres::database_exists(url).await? {
@@ -127,9 +185,15 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
         .await
 }
 
+/// The migrations in `migrations/`, built into the binary.
+pub fn migrator() -> &'static sqlx::migrate::Migrator {
+    static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+    &MIGRATOR
+}
+
 /// Runs the migrations in `migrations/` that have not run yet.
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    sqlx::migrate!("./migrations").run(pool).await
+    migrator().run(pool).await
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ mod erasure;
 mod helpers;
 mod hostile;
 mod immutability;
+mod lifecycle;
 mod lists;
 mod live;
 mod log;

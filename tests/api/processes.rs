@@ -22,7 +22,13 @@ impl ServerProcess {
 
     /// Like [`ServerProcess::start`], with `RUST_LOG` set to `filter`.
     pub async fn start_logging(database_url: &str, filter: &str) -> Self {
+        Self::start_with(database_url, filter, &[]).await
+    }
+
+    /// Like [`ServerProcess::start_logging`], with more environment variables.
+    pub async fn start_with(database_url: &str, filter: &str, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_commitment-tracker"))
+            .envs(env.iter().copied())
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("DATABASE_URL", database_url)
             .env("RUST_LOG", filter)
@@ -82,6 +88,24 @@ impl ServerProcess {
     /// The operating system's process id.
     pub fn pid(&self) -> u32 {
         self.child.id().unwrap_or_default()
+    }
+
+    /// Sends SIGTERM (a graceful shutdown).
+    pub fn terminate(&self) {
+        let ok = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -TERM");
+    }
+
+    /// Waits (at most a minute) for the process to exit, and returns how it did.
+    pub async fn wait(mut self) -> std::process::ExitStatus {
+        tokio::time::timeout(std::time::Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("the server exits within a minute")
+            .unwrap()
     }
 
     /// Kills the process at once (SIGKILL: no graceful shutdown) and waits for it to end.
@@ -208,6 +232,16 @@ impl PrivateCluster {
             args.extend(["-m", "fast"]);
         }
         pg_tool("pg_ctl", &args);
+    }
+
+    /// Stops the cluster (fast shutdown: every connection is cut).
+    pub fn stop(&self) {
+        self.pg_ctl("stop");
+    }
+
+    /// Starts the stopped cluster again.
+    pub fn start_again(&self) {
+        self.pg_ctl("start");
     }
 
     /// Restarts the cluster (fast shutdown: every connection is cut).

@@ -69,6 +69,7 @@ pub async fn upgrade(
     let settings = WsSettings {
         keepalive: state.settings.ws_keepalive,
         max_subscriptions: state.settings.ws_max_subscriptions,
+        closing: state.lifecycle.closing(),
     };
     upgrade
         // The protocol named in the answer is the one the connection speaks: the client's

@@ -16,18 +16,24 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::StreamMap;
 use tokio_stream::wrappers::BroadcastStream;
 
 /// Limits and timings of one connection.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct WsSettings {
     /// Interval between keep-alive messages (`ping`, or `ka` in the legacy protocol).
     pub keepalive: Duration,
     /// Most subscriptions active at once on one connection.
     pub max_subscriptions: usize,
+    /// Turns true when the server closes: every active subscription is completed and the
+    /// connection closed with code 1001 (going away).
+    pub closing: watch::Receiver<bool>,
 }
+
+/// The close code of a server going away (RFC 6455 §7.4.1).
+pub const GOING_AWAY: u16 = 1001;
 
 /// The protocol named by a `Sec-WebSocket-Protocol` header (first one we speak).
 pub fn protocol_from_header(header: Option<&str>) -> Option<WebSocketProtocols> {
@@ -176,8 +182,14 @@ pub async fn serve<E, F, Fut>(
         r#"{"type":"ping"}"#
     };
     let mut relayed: StreamMap<String, BroadcastStream<Shared>> = StreamMap::new();
+    let mut closing = settings.closing.clone();
+    let mut going_away = false;
     loop {
         let outgoing = tokio::select! {
+            _ = async { let _ = closing.wait_for(|c| *c).await; } => {
+                going_away = true;
+                break;
+            }
             message = output.next() => match message {
                 // Results (most messages) need no look inside.
                 Some(WsMessage::Text(text)) if text.starts_with(r#"{"type":"next""#)
@@ -245,6 +257,21 @@ pub async fn serve<E, F, Fut>(
         if sink.send(outgoing).await.is_err() {
             break;
         }
+    }
+    if going_away {
+        // The server is going away: each subscription ends properly, then the socket.
+        let ids: Vec<String> = active.lock().expect("subscriptions lock").drain().collect();
+        for id in ids {
+            let complete = message(protocol, "complete", &id, None);
+            if sink.send(Message::Text(complete.into())).await.is_err() {
+                return;
+            }
+        }
+        let frame = CloseFrame {
+            code: GOING_AWAY,
+            reason: "the server is shutting down".into(),
+        };
+        let _ = sink.send(Message::Close(Some(frame))).await;
     }
 }
 
