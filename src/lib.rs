@@ -36,6 +36,8 @@ pub mod graphql;
 pub mod http;
 /// Readiness and shutdown: where the process is in its life.
 pub mod lifecycle;
+/// The figures `GET /metrics` serves.
+pub mod metrics;
 /// The seed data set and its import.
 pub mod seed;
 /// Shared execution of identical subscriptions.

@@ -101,6 +101,8 @@ impl Application {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
         let lifecycle = Lifecycle::default();
+        // The recorder exists before the first figure is recorded.
+        crate::metrics::handle();
         let ws_connections = Arc::new(Semaphore::new(settings.ws_max_connections));
         let router = router(AppState {
             pool: pool.clone(),

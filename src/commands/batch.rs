@@ -365,7 +365,10 @@ impl Core {
             })
             .collect();
         idempotency::complete_many(&mut tx, &outcomes).await?;
+        let appended = applied.len() as u64;
         tx.commit().await.map_err(BatchFailure::AtCommit)?;
+        metrics::counter!("event_log_appends_total").increment(appended);
+        metrics::histogram!("event_log_append_batch_commands").record(jobs.len() as f64);
 
         if !planned.is_empty() {
             self.feed.announce();
@@ -438,6 +441,8 @@ impl Core {
             idempotency::complete(&mut tx, actor, key, &json!({ "id": id })).await?;
         }
         tx.commit().await?;
+        metrics::counter!("event_log_appends_total").increment(events.len() as u64);
+        metrics::histogram!("event_log_append_batch_commands").record(1.0);
         for (event, _) in &events {
             state.apply(event);
         }

@@ -103,6 +103,9 @@ impl Commands {
             idempotency::complete(&mut tx, &scope, key, &outcome).await?;
         }
         tx.commit().await?;
+        if recorded.is_some() {
+            metrics::counter!("event_log_appends_total").increment(1);
+        }
         personal::forget(erased.commitments.iter().copied());
         if recorded.is_some() {
             core.feed.announce();

@@ -106,25 +106,26 @@ impl Gateway {
             .is_some_and(|a| a.can(Role::Admin));
         self.resolve_persisted(&mut request, admin)
             .await
-            .map_err(refusal)?;
+            .map_err(refusal)
+            .map_err(counted)?;
         let document = match inner.documents.parse(&request.query) {
             Ok(document) => document,
             Err(ParseFailure::TooDeep) => {
                 let limit = inner.limits.max_depth;
-                return Err(refusal(ApiError::TooComplex(format!(
+                return Err(counted(refusal(ApiError::TooComplex(format!(
                     "the query is nested deeper than {limit} levels"
-                ))));
+                )))));
             }
             Err(ParseFailure::Syntax(e)) => {
                 let mut errors = vec![ServerError::from(e)];
                 normalise(&mut errors);
-                return Err(Response::from_errors(errors));
+                return Err(counted(Response::from_errors(errors)));
             }
         };
         inner
             .limits
             .check(&document)
-            .map_err(|e| refusal(ApiError::TooComplex(e.to_string())))?;
+            .map_err(|e| counted(refusal(ApiError::TooComplex(e.to_string()))))?;
         request.set_parsed_query((*document).clone());
         Ok(Prepared { request, document })
     }
@@ -134,12 +135,18 @@ impl Gateway {
         let Prepared { request, document } = prepared;
         let operation_name = request.operation_name.clone();
         let variables = request.variables.clone();
+        let started = std::time::Instant::now();
         let mut response = self.inner.schema.execute(request).await;
         self.finish(
             &document,
             operation_name.as_deref(),
             &variables,
             &mut response,
+        );
+        crate::metrics::graphql_request(
+            operation_type(&document, operation_name.as_deref()),
+            outcome(&response),
+            Some(started.elapsed().as_secs_f64()),
         );
         response
     }
@@ -236,6 +243,39 @@ impl Gateway {
 }
 
 /// An answer refusing a request before execution.
+/// Counts an operation refused before it ran.
+fn counted(response: Response) -> Response {
+    crate::metrics::graphql_request("unknown", outcome(&response), None);
+    response
+}
+
+/// `ok`, or the code of the answer's first error.
+fn outcome(response: &Response) -> String {
+    let Some(error) = response.errors.first() else {
+        return "ok".into();
+    };
+    match error.extensions.as_ref().and_then(|e| e.get("code")) {
+        Some(async_graphql::Value::String(code)) => code.clone(),
+        _ => "INTERNAL_SERVER_ERROR".into(),
+    }
+}
+
+/// The type of the operation a request runs: `query`, `mutation` or `subscription`.
+fn operation_type(document: &ExecutableDocument, name: Option<&str>) -> &'static str {
+    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    let operation = match (&document.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
+        (DocumentOperations::Multiple(ops), None) => ops.values().next(),
+    };
+    match operation.map(|op| op.node.ty) {
+        Some(OperationType::Query) => "query",
+        Some(OperationType::Mutation) => "mutation",
+        Some(OperationType::Subscription) => "subscription",
+        None => "unknown",
+    }
+}
+
 fn refusal(err: ApiError) -> Response {
     let e = err.extend();
     Response::from_errors(vec![ServerError {
@@ -278,6 +318,11 @@ impl Executor for Gateway {
             let Prepared { request, document } = prepared;
             let operation_name = request.operation_name.clone();
             let variables = request.variables.clone();
+            crate::metrics::graphql_request(
+                operation_type(&document, operation_name.as_deref()),
+                "ok".into(),
+                None,
+            );
             let finisher = gateway.clone();
             gateway
                 .inner

@@ -7,12 +7,14 @@
 //! | `GET /graphql` from a browser, `/graphql/assets/…` | [`graphiql`] |
 //! | `GET /graphql/ws` | [`ws`] (both WebSocket protocols) |
 //! | `GET /healthz`, `GET /readyz` (and `/health`, the same as `/readyz`) | [`health`] |
+//! | `GET /metrics` | [`metrics`] (Prometheus) |
 //! | `GET /log/checkpoint`, `/log/key`, `/log/tile/…` | [`log`] (the transparency log) |
 
 pub mod graphiql;
 pub mod graphql;
 pub mod health;
 pub mod log;
+pub mod metrics;
 pub mod ws;
 
 use crate::auth::Actor;
@@ -74,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/health", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
         .route("/log/checkpoint", get(log::checkpoint))
         .route("/log/key", get(log::key))
         .route("/log/tile/{*path}", get(log::tile))

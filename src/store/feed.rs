@@ -180,6 +180,8 @@ impl Feed {
                     // Events this process opened before the erasure read as erased from now.
                     super::personal::forget_erasure(&event.payload);
                 }
+                let lag = (chrono::Utc::now() - event.recorded_at).as_seconds_f64();
+                metrics::gauge!("live_feed_lag_seconds").set(lag.max(0.0));
                 let mut head = self.shared.head.lock().expect("feed head lock");
                 *head = event.cursor();
                 // No receivers is fine: nobody is subscribed right now.

@@ -110,6 +110,7 @@ async fn lead(
     loop {
         while let Some(size) = tree::sequence(&mut conn, BATCH).await? {
             tracing::debug!(size, "the log grew");
+            metrics::gauge!("log_tree_size").set(size as f64);
         }
         if last_checkpoint.is_none_or(|t| t.elapsed() >= settings.checkpoint_interval) {
             match sign(&mut conn, &settings.signer).await {
@@ -117,6 +118,7 @@ async fn lead(
                     last_checkpoint = Some(Instant::now());
                     refusal = None;
                     tracing::info!(size, "signed a checkpoint");
+                    metrics::gauge!("log_checkpoint_size").set(size as f64);
                     signed.send_replace(size);
                 }
                 Ok(None) => {}

@@ -243,3 +243,127 @@ async fn a_host_name_listens_and_json_logs_are_one_object_per_line_without_colou
     }
     child.kill().await.unwrap();
 }
+
+/// `/metrics` parsed by Prometheus's reference parser (Python's `prometheus_client`).
+async fn scrape(base: &str) -> Value {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let python = crate::tools::tests_dir("python").join(".venv/bin/python");
+    let mut child = tokio::process::Command::new(python)
+        .arg(crate::tools::tests_dir("python").join("parse_metrics.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncWriteExt;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(text.as_bytes()).await.unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().await.unwrap();
+    assert!(
+        output.status.success(),
+        "the parser refused /metrics: {}\n{text}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The value of the sample `name` with `labels` (0 when absent).
+fn sample(families: &Value, family: &str, name: &str, labels: Value) -> f64 {
+    families[family]["samples"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| {
+            s[0] == name
+                && labels
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .all(|(k, v)| &s[1][k] == v)
+        })
+        .map_or(0.0, |s| s[2].as_f64().unwrap())
+}
+
+#[tokio::test]
+async fn metrics_parse_as_prometheus_text_and_move_with_requests() {
+    crate::tools::install("python", &[]).await;
+    let app = spawn_app().await;
+    // Labelled series exist once something was counted under their labels.
+    app.ok("{ __typename }", json!({})).await;
+    let before = scrape(&app.address).await;
+    for family in [
+        "graphql_requests",
+        "graphql_request_duration_seconds",
+        "event_log_appends",
+        "graphql_ws_connections",
+        "graphql_subscriptions",
+        "db_pool_connections",
+    ] {
+        assert!(before.get(family).is_some(), "no {family} in {before}");
+    }
+    assert_eq!(before["graphql_requests"]["type"], "counter");
+    assert_eq!(
+        before["graphql_request_duration_seconds"]["type"],
+        "histogram"
+    );
+    let query = json!({ "operation_type": "query", "outcome": "ok" });
+    let mutation = json!({ "operation_type": "mutation", "outcome": "ok" });
+    let refused = json!({ "operation_type": "unknown", "outcome": "QUERY_TOO_COMPLEX" });
+    let count = |f: &Value, labels: &Value| {
+        sample(
+            f,
+            "graphql_requests",
+            "graphql_requests_total",
+            labels.clone(),
+        )
+    };
+
+    app.ok("{ commitments(first: 1) { totalCount } }", json!({}))
+        .await;
+    app.register("metered").await;
+    let deep = format!(
+        "{{ {}__typename{} }}",
+        "a: commitments { nodes { ".repeat(20),
+        " } }".repeat(20)
+    );
+    let _ = app.post(&deep, json!({}), None).await;
+
+    let after = scrape(&app.address).await;
+    assert!(
+        count(&after, &query) >= count(&before, &query) + 1.0,
+        "{after}"
+    );
+    assert!(
+        count(&after, &mutation) >= count(&before, &mutation) + 1.0,
+        "{after}"
+    );
+    assert!(
+        count(&after, &refused) >= count(&before, &refused) + 1.0,
+        "{after}"
+    );
+    let appends = |f: &Value| sample(f, "event_log_appends", "event_log_appends_total", json!({}));
+    assert!(appends(&after) >= appends(&before) + 1.0, "{after}");
+    let durations = |f: &Value| {
+        sample(
+            f,
+            "graphql_request_duration_seconds",
+            "graphql_request_duration_seconds_count",
+            json!({ "operation_type": "query" }),
+        )
+    };
+    assert!(durations(&after) >= durations(&before) + 1.0, "{after}");
+    assert!(
+        sample(
+            &after,
+            "db_pool_connections",
+            "db_pool_connections",
+            json!({})
+        ) >= 1.0
+    );
+}

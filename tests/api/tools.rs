@@ -6,7 +6,7 @@ use crate::helpers::{TestApp, seed_file, spawn_app};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-fn tests_dir(name: &str) -> PathBuf {
+pub fn tests_dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
         .join(name)

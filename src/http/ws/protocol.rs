@@ -32,6 +32,44 @@ pub struct WsSettings {
     pub closing: watch::Receiver<bool>,
 }
 
+/// A connection's active subscription ids, counted in `graphql_subscriptions` while active.
+#[derive(Default)]
+struct ActiveSet(HashSet<String>);
+
+impl ActiveSet {
+    fn contains(&self, id: &str) -> bool {
+        self.0.contains(id)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn insert(&mut self, id: String) {
+        if self.0.insert(id) {
+            metrics::gauge!("graphql_subscriptions").increment(1.0);
+        }
+    }
+
+    fn remove(&mut self, id: &str) {
+        if self.0.remove(id) {
+            metrics::gauge!("graphql_subscriptions").decrement(1.0);
+        }
+    }
+
+    fn drain(&mut self) -> Vec<String> {
+        let ids: Vec<String> = self.0.drain().collect();
+        metrics::gauge!("graphql_subscriptions").decrement(ids.len() as f64);
+        ids
+    }
+}
+
+impl Drop for ActiveSet {
+    fn drop(&mut self) {
+        metrics::gauge!("graphql_subscriptions").decrement(self.0.len() as f64);
+    }
+}
+
 /// The close code of a server going away (RFC 6455 §7.4.1).
 pub const GOING_AWAY: u16 = 1001;
 
@@ -85,6 +123,17 @@ fn message(protocol: WebSocketProtocols, kind: &str, id: &str, payload: Option<&
     }
 }
 
+/// Counts the connection out of `graphql_ws_connections` however `serve` ends.
+fn scopeguard_ws() -> impl Drop {
+    struct Open;
+    impl Drop for Open {
+        fn drop(&mut self) {
+            metrics::gauge!("graphql_ws_connections").decrement(1.0);
+        }
+    }
+    Open
+}
+
 /// Serves one connection until either side closes it. Subscriptions that `hub` can share
 /// run there; the rest run on the engine, per connection.
 pub async fn serve<E, F, Fut>(
@@ -100,7 +149,9 @@ pub async fn serve<E, F, Fut>(
     Fut: Future<Output = async_graphql::Result<async_graphql::Data>> + Send + 'static,
 {
     let (mut sink, stream) = socket.split();
-    let active: Arc<Mutex<HashSet<String>>> = Arc::default();
+    metrics::gauge!("graphql_ws_connections").increment(1.0);
+    let _connection = scopeguard_ws();
+    let active: Arc<Mutex<ActiveSet>> = Arc::default();
     let shared_ids: Arc<Mutex<HashSet<String>>> = Arc::default();
     let acknowledged = Arc::new(AtomicBool::new(false));
     let (control_tx, mut control) = mpsc::unbounded_channel::<Control>();
@@ -260,7 +311,7 @@ pub async fn serve<E, F, Fut>(
     }
     if going_away {
         // The server is going away: each subscription ends properly, then the socket.
-        let ids: Vec<String> = active.lock().expect("subscriptions lock").drain().collect();
+        let ids = active.lock().expect("subscriptions lock").drain();
         for id in ids {
             let complete = message(protocol, "complete", &id, None);
             if sink.send(Message::Text(complete.into())).await.is_err() {

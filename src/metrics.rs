@@ -1,0 +1,100 @@
+//! The process's figures for Prometheus (DESIGN §12), through the `metrics` facade and its
+//! Prometheus exporter, rendered by `GET /metrics`.
+//!
+//! | name | kind | labels |
+//! |---|---|---|
+//! | `graphql_requests_total` | counter | `operation_type` (`query`, `mutation`, `subscription`, `unknown` when refused before it was known), `outcome` (`ok` or the first error's code) |
+//! | `graphql_request_duration_seconds` | histogram | `operation_type` |
+//! | `graphql_ws_connections` | gauge | |
+//! | `graphql_subscriptions` | gauge | |
+//! | `event_log_appends_total` | counter | events committed by this process |
+//! | `event_log_append_batch_commands` | histogram | commands per append transaction |
+//! | `live_feed_lag_seconds` | gauge | from an event's commit to its publication here |
+//! | `log_tree_size`, `log_checkpoint_size` | gauge | the transparency log, as last seen by the sequencer |
+//! | `db_pool_connections`, `db_pool_idle_connections` | gauge | sampled when scraped |
+//!
+//! Operation names are never labels: their number is unbounded.
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+
+/// The process-wide recorder's handle (installed once, whatever number of servers a process
+/// builds, as tests do).
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full("graphql_request_duration_seconds".into()),
+                &[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ],
+            )
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("event_log_append_batch_commands".into()),
+                    &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0],
+                )
+            })
+            .expect("buckets are not empty");
+        let handle = match builder.install_recorder() {
+            Ok(handle) => handle,
+            // Another recorder is installed (an embedding program's): render ours alone.
+            Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+        };
+        describe();
+        // Shown from the first scrape, at zero, rather than only once something happened.
+        metrics::counter!("event_log_appends_total").increment(0);
+        metrics::gauge!("graphql_ws_connections").increment(0.0);
+        metrics::gauge!("graphql_subscriptions").increment(0.0);
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "graphql_requests_total",
+        "GraphQL operations, by operation type and outcome (ok or the first error's code)"
+    );
+    describe_histogram!(
+        "graphql_request_duration_seconds",
+        Unit::Seconds,
+        "Time to answer a GraphQL query or mutation, by operation type"
+    );
+    describe_gauge!("graphql_ws_connections", "Open WebSocket connections");
+    describe_gauge!(
+        "graphql_subscriptions",
+        "Active subscriptions on WebSocket connections"
+    );
+    describe_counter!("event_log_appends_total", "Events this process committed");
+    describe_histogram!(
+        "event_log_append_batch_commands",
+        "Commands carried out together in one append transaction"
+    );
+    describe_gauge!(
+        "live_feed_lag_seconds",
+        Unit::Seconds,
+        "From the last published event's commit to its publication by this process"
+    );
+    describe_gauge!("log_tree_size", "Leaves in the transparency log's tree");
+    describe_gauge!(
+        "log_checkpoint_size",
+        "Leaves in the last checkpoint signed"
+    );
+    describe_gauge!("db_pool_connections", "Connections in the database pool");
+    describe_gauge!(
+        "db_pool_idle_connections",
+        "Idle connections in the database pool"
+    );
+}
+
+/// One GraphQL operation answered.
+pub fn graphql_request(operation_type: &'static str, outcome: String, seconds: Option<f64>) {
+    metrics::counter!("graphql_requests_total", "operation_type" => operation_type, "outcome" => outcome)
+        .increment(1);
+    if let Some(seconds) = seconds {
+        metrics::histogram!("graphql_request_duration_seconds", "operation_type" => operation_type)
+            .record(seconds);
+    }
+}
