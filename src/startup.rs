@@ -48,6 +48,7 @@ impl Application {
             FeedSettings {
                 poll_interval: settings.feed_poll_interval,
                 capacity: settings.feed_buffer,
+                horizon: Default::default(),
             },
         )
         .await?;

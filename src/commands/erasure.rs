@@ -39,6 +39,9 @@ impl Commands {
         require(ctx, Role::Admin)?;
         let core = &self.core;
         let mut tx = core.pool.begin().await?;
+        // The append gate comes first: nothing before it may write (ADR 0013).
+        let stream = Uuid::now_v7();
+        let head = event_store::new_stream(&mut tx, stream, StreamType::Erasure).await?;
         let token = Some(ctx.actor.token_id).filter(|id| !id.is_nil());
         if let Some(token) = token
             && !tokens::still_valid(&mut tx, &[token])
@@ -81,8 +84,6 @@ impl Commands {
                 token_names: erased.tokens.len() as u32,
                 erased_on: today,
             }));
-            let stream = Uuid::now_v7();
-            let head = event_store::new_stream(&mut tx, stream, StreamType::Erasure).await?;
             // An administrator erasing their own name is recorded as `[erased]` too.
             let actor = if ctx.actor.name == name {
                 personal::ERASED.to_owned()

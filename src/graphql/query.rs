@@ -186,6 +186,7 @@ impl Query {
         let rows = read::events_after(
             ctx.data::<PgPool>()?,
             after.unwrap_or(EventCursor::START),
+            read::Horizon::Appends,
             limit + 1,
             stream_id,
             types.as_deref(),

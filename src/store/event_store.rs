@@ -226,6 +226,10 @@ pub struct StreamHead {
 /// The advisory lock every append holds shared and a projection rebuild takes exclusively to
 /// swap its tables in: appends pause for the swap, before they take any other lock, so the two
 /// can never wait for each other.
+///
+/// It also marks who may append: an appending transaction enters it (`enter_append_gate`,
+/// migration 0008) before it writes anything, and the horizon readers read below passes over
+/// every running transaction that does not hold it (ADR 0013).
 pub const APPEND_GATE: i64 = 0x0C0A_11FE_5EED_0001;
 
 /// The advisory-lock key of a stream: its UUID folded to 64 bits. A collision only makes two
@@ -247,7 +251,7 @@ pub async fn lock_stream(
     stream_type: StreamType,
 ) -> StoreResult<Option<StreamHead>> {
     // language=PostgreSQL
-    sqlx::query("select pg_advisory_xact_lock_shared($1), pg_advisory_xact_lock($2)")
+    sqlx::query("select enter_append_gate($1), pg_advisory_xact_lock($2)")
         .bind(APPEND_GATE)
         .bind(lock_key(stream_id))
         .execute(&mut *conn)
@@ -294,7 +298,7 @@ pub async fn lock_streams(
     // the gate first, then the streams in ascending key order.
     // language=PostgreSQL
     sqlx::query(
-        "select pg_advisory_xact_lock_shared($1)
+        "select enter_append_gate($1)
          union all
          select pg_advisory_xact_lock(k) from unnest($2::int8[]) as k",
     )
@@ -359,7 +363,7 @@ pub async fn new_stream(
 ) -> StoreResult<StreamHead> {
     // language=PostgreSQL
     let (_, now): ((), DateTime<Utc>) =
-        sqlx::query_as("select pg_advisory_xact_lock_shared($1), clock_timestamp()")
+        sqlx::query_as("select enter_append_gate($1), clock_timestamp()")
             .bind(APPEND_GATE)
             .fetch_one(&mut *conn)
             .await?;

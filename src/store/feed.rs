@@ -2,7 +2,7 @@
 //! each event out to that process's subscribers.
 //!
 //! Committed order is (transaction id, position) read only below the visibility horizon
-//! (see [`super::read::BELOW_HORIZON`]), so a transaction that commits after a later one is
+//! (see [`super::read::Horizon`]), so a transaction that commits after a later one is
 //! still delivered, in its place. The reader wakes on a local signal after this process's own
 //! commits, on a Postgres NOTIFY after any process's commits, and on a timer in case a
 //! notification was missed. A subscriber that passes a cursor is first caught up from the
@@ -56,6 +56,8 @@ pub struct FeedSettings {
     /// How many events the broadcast holds for slow subscribers before they must catch up
     /// from the database.
     pub capacity: usize,
+    /// Which transactions may hold delivery back (the server uses the default).
+    pub horizon: read::Horizon,
 }
 
 impl Default for FeedSettings {
@@ -63,6 +65,7 @@ impl Default for FeedSettings {
         Self {
             poll_interval: Duration::from_millis(500),
             capacity: 4096,
+            horizon: read::Horizon::default(),
         }
     }
 }
@@ -92,7 +95,7 @@ impl Feed {
     /// Creates the feed positioned at the current end of the log; call [`Feed::run`] to start
     /// the reader.
     pub async fn new(pool: PgPool, settings: FeedSettings) -> Result<Self, sqlx::Error> {
-        let head = end_of_log(&pool).await?;
+        let head = end_of_log(&pool, settings.horizon).await?;
         let (sender, _) = broadcast::channel(settings.capacity.max(16));
         let shared = Arc::new(Shared {
             head: Mutex::new(head),
@@ -167,7 +170,16 @@ impl Feed {
         }
         loop {
             let after = self.head();
-            let page = match read::events_after(&self.pool, after, PAGE, None, None).await {
+            let page = match read::events_after(
+                &self.pool,
+                after,
+                self.settings.horizon,
+                PAGE,
+                None,
+                None,
+            )
+            .await
+            {
                 Ok(page) => page,
                 Err(e) => {
                     tracing::warn!(error = %e, "feed read failed; retrying");
@@ -203,13 +215,14 @@ impl Feed {
         if self.shared.sender.receiver_count() > 0 {
             return None;
         }
-        let last = match read::last_below_horizon(&self.pool, self.head()).await {
-            Ok(last) => last,
-            Err(e) => {
-                tracing::warn!(error = %e, "feed read failed; retrying");
-                return Some(ReadOutcome::Failed);
-            }
-        };
+        let last =
+            match read::last_below_horizon(&self.pool, self.head(), self.settings.horizon).await {
+                Ok(last) => last,
+                Err(e) => {
+                    tracing::warn!(error = %e, "feed read failed; retrying");
+                    return Some(ReadOutcome::Failed);
+                }
+            };
         {
             let mut head = self.shared.head.lock().expect("feed head lock");
             if self.shared.sender.receiver_count() > 0 {
@@ -224,7 +237,7 @@ impl Feed {
 
     /// Whether committed events wait behind the horizon after the head.
     async fn horizon_outcome(&self) -> ReadOutcome {
-        match read::events_beyond_horizon(&self.pool, self.head()).await {
+        match read::events_beyond_horizon(&self.pool, self.head(), self.settings.horizon).await {
             Ok(true) => ReadOutcome::Pending,
             Ok(false) => ReadOutcome::CaughtUp,
             Err(_) => ReadOutcome::Failed,
@@ -321,6 +334,7 @@ impl Subscription {
         match read::events_after(
             &self.feed.pool,
             self.last,
+            self.feed.settings.horizon,
             PAGE,
             self.filter.stream_id,
             types,
@@ -347,12 +361,12 @@ impl Subscription {
 }
 
 /// The cursor of the last committed event below the horizon.
-async fn end_of_log(pool: &PgPool) -> Result<EventCursor, sqlx::Error> {
+async fn end_of_log(pool: &PgPool, horizon: read::Horizon) -> Result<EventCursor, sqlx::Error> {
     // language=PostgreSQL
     let sql = format!(
         "select transaction_id, position from events where {}
          order by transaction_id desc, position desc limit 1",
-        read::BELOW_HORIZON
+        horizon.below()
     );
     let row: Option<(i64, i64)> = sqlx::query_as(AssertSqlSafe(sql))
         .fetch_optional(pool)

@@ -113,7 +113,14 @@ async fn the_time_travel_benchmark_runs() {
 async fn the_ordering_benchmark_runs_and_every_append_is_delivered() {
     let report = bench(&["ordering", "--writers", "2", "--appends", "5"]).await;
     assert_eq!(report["scenario"], "ordering");
-    for strategy in ["horizon", "horizon_notify_inside", "serialised"] {
+    for strategy in [
+        "append_horizon",
+        "cluster_horizon",
+        "append_horizon_with_bystander",
+        "cluster_horizon_with_bystander",
+        "append_horizon_notify_inside",
+        "serialised",
+    ] {
         assert_eq!(report[strategy]["appends"], 10, "{report}");
         assert_eq!(report[strategy]["delivered"], 10, "{report}");
     }

@@ -78,9 +78,16 @@ async fn sequencing_gives_every_event_its_leaf_in_committed_order_and_the_tree_m
     append_evidence(&pool, 11).await;
     // Batches of three: the tree grows over several transactions.
     assert_eq!(sequence_all(&pool).await, 11);
-    let events = read::events_after(&pool, EventCursor::START, 100, None, None)
-        .await
-        .unwrap();
+    let events = read::events_after(
+        &pool,
+        EventCursor::START,
+        read::Horizon::Appends,
+        100,
+        None,
+        None,
+    )
+    .await
+    .unwrap();
     let mut memory = MemoryTree::new();
     let mut conn = pool.acquire().await.unwrap();
     let leaves = tree::leaves(&pool, 0, 100).await.unwrap();

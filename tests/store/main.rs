@@ -88,6 +88,7 @@ async fn running_feed(pool: &PgPool) -> Feed {
         FeedSettings {
             poll_interval: Duration::from_millis(50),
             capacity: 64,
+            horizon: Default::default(),
         },
     )
     .await
@@ -227,15 +228,22 @@ async fn a_late_committing_transaction_is_delivered_once_in_cursor_order() {
 
     // While A is open, B is committed but behind the horizon: a reader paging by position
     // alone would deliver B now and skip A for ever.
-    let visible = read::events_after(&pool, EventCursor::START, 10, None, None)
-        .await
-        .unwrap();
+    let visible = read::events_after(
+        &pool,
+        EventCursor::START,
+        read::Horizon::Appends,
+        10,
+        None,
+        None,
+    )
+    .await
+    .unwrap();
     assert!(
         visible.is_empty(),
         "nothing is delivered past an open transaction"
     );
     assert!(
-        read::events_beyond_horizon(&pool, EventCursor::START)
+        read::events_beyond_horizon(&pool, EventCursor::START, read::Horizon::Appends)
             .await
             .unwrap()
     );
@@ -279,6 +287,7 @@ async fn a_subscriber_too_slow_for_the_buffer_is_caught_up_from_the_database_wit
         FeedSettings {
             poll_interval: Duration::from_millis(50),
             capacity: 16,
+            horizon: Default::default(),
         },
     )
     .await

@@ -1,9 +1,12 @@
-//! `ordering`: the two ways of giving readers committed order (DESIGN §4), with the same
-//! append work: the transaction-id horizon (what the server does: a per-stream lock and
-//! readers below `pg_snapshot_xmin`) and serialised appends (one global lock held to commit,
-//! readers paging on position). It reports append throughput and latency, and the delay from
-//! a writer's commit to a reader's receipt. Store-level: no HTTP, so that only the ordering
-//! differs.
+//! `ordering`: the ways of giving readers committed order (DESIGN §4), with the same append
+//! work: the append horizon (what the server does: a per-stream lock, readers below the
+//! lowest transaction that may still append, ADR 0013), the cluster horizon it replaced
+//! (readers below `pg_snapshot_xmin`, ADR 0002), and serialised appends (one global lock held
+//! to commit, readers paging on position). Each horizon runs twice: alone, and with a
+//! bystander, a transaction in another database of the cluster that has a transaction id and
+//! stays open for the whole run (another application's batch job). It reports append
+//! throughput and latency, and the delay from a writer's commit to a reader's receipt.
+//! Store-level: no HTTP, so that only the ordering differs.
 
 use crate::support::{ms, percentile, ratio, with_database};
 use anyhow::Context;
@@ -16,6 +19,7 @@ use commitment_tracker::domain::commitment::{
 use commitment_tracker::domain::rating::{Aspects, AssessorKind, DeliveryStatus, Rating};
 use commitment_tracker::store::event_store::{self, Metadata};
 use commitment_tracker::store::feed::{EventFilter, Feed, FeedSettings};
+use commitment_tracker::store::read::Horizon;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -27,9 +31,10 @@ use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Ordering {
-    /// Per-stream lock, readers below the horizon, NOTIFY after commit (the server's way).
-    Horizon,
-    /// The same, but NOTIFY sent inside the appending transaction.
+    /// Per-stream lock, readers below the given horizon, NOTIFY after commit (the server's
+    /// way, with [`Horizon::Appends`]).
+    Horizon(Horizon),
+    /// The same with the append horizon, but NOTIFY sent inside the appending transaction.
     HorizonNotifyInside,
     /// One global lock held to commit, readers paging on position.
     Serialised,
@@ -162,11 +167,28 @@ async fn position_reader(
 async fn ordering_run(
     server: &str,
     ordering: Ordering,
+    bystander: bool,
     writers: usize,
     appends: usize,
 ) -> anyhow::Result<Value> {
     with_database(server, 48, async |db| {
-        ordering_measure(&db.pool, ordering, writers, appends).await
+        // The bystander: a transaction id taken in another database (`postgres`), held open
+        // until the writers are done.
+        let bystander = match bystander {
+            true => {
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&format!(
+                    "{server}/postgres"
+                ))
+                .await?;
+                sqlx::query("begin").execute(&mut conn).await?;
+                sqlx::query("select pg_current_xact_id()")
+                    .execute(&mut conn)
+                    .await?;
+                Some(conn)
+            }
+            false => None,
+        };
+        ordering_measure(&db.pool, ordering, bystander, writers, appends).await
     })
     .await
 }
@@ -174,10 +196,12 @@ async fn ordering_run(
 async fn ordering_measure(
     pool: &PgPool,
     ordering: Ordering,
+    bystander: Option<sqlx::PgConnection>,
     writers: usize,
     appends: usize,
 ) -> anyhow::Result<Value> {
     let pool = pool.clone();
+    let run_bystander = bystander.is_some();
     let ids = streams(&pool, writers).await?;
     let receipts: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
     let wake = Arc::new(Notify::new());
@@ -185,8 +209,16 @@ async fn ordering_measure(
 
     // The reader under test.
     let reader = match ordering {
-        Ordering::Horizon | Ordering::HorizonNotifyInside => {
-            let feed = Feed::new(pool.clone(), FeedSettings::default()).await?;
+        Ordering::Horizon(_) | Ordering::HorizonNotifyInside => {
+            let horizon = match ordering {
+                Ordering::Horizon(horizon) => horizon,
+                _ => Horizon::Appends,
+            };
+            let settings = FeedSettings {
+                horizon,
+                ..FeedSettings::default()
+            };
+            let feed = Feed::new(pool.clone(), settings).await?;
             let feed_task = tokio::spawn(feed.clone().run(std::future::pending()));
             // Only the writers' events: the streams' registrations may still be behind the head.
             let only_appends = EventFilter {
@@ -247,6 +279,9 @@ async fn ordering_measure(
         append_ms.extend(t.await??);
     }
     let elapsed = started.elapsed();
+    if let Some(mut conn) = bystander {
+        sqlx::query("rollback").execute(&mut conn).await?;
+    }
     tokio::time::timeout(Duration::from_secs(120), reader)
         .await
         .context("reader finished")???;
@@ -261,10 +296,12 @@ async fn ordering_measure(
     delivery_ms.sort_by(f64::total_cmp);
     Ok(json!({
         "ordering": match ordering {
-            Ordering::Horizon => "horizon",
+            Ordering::Horizon(Horizon::Appends) => "append_horizon",
+            Ordering::Horizon(Horizon::Cluster) => "cluster_horizon",
             Ordering::HorizonNotifyInside => "horizon_notify_inside",
             Ordering::Serialised => "serialised",
         },
+        "bystander": run_bystander,
         "writers": writers,
         "appends": expected,
         "delivered": delivery_ms.len(),
@@ -274,20 +311,39 @@ async fn ordering_measure(
     }))
 }
 
-/// Runs the three strategies with the same work and reports them side by side.
+/// Runs the strategies with the same work and reports them side by side.
 pub async fn run(server: &str, writers: usize, appends: usize) -> anyhow::Result<Value> {
-    let horizon = ordering_run(server, Ordering::Horizon, writers, appends).await?;
-    let inside = ordering_run(server, Ordering::HorizonNotifyInside, writers, appends).await?;
-    let serialised = ordering_run(server, Ordering::Serialised, writers, appends).await?;
+    let (w, a) = (writers, appends);
+    let appends_alone = ordering_run(server, Ordering::Horizon(Horizon::Appends), false, w, a);
+    let appends_alone = appends_alone.await?;
+    let cluster_alone = ordering_run(server, Ordering::Horizon(Horizon::Cluster), false, w, a);
+    let cluster_alone = cluster_alone.await?;
+    let appends_by = ordering_run(server, Ordering::Horizon(Horizon::Appends), true, w, a);
+    let appends_by = appends_by.await?;
+    let cluster_by = ordering_run(server, Ordering::Horizon(Horizon::Cluster), true, w, a);
+    let cluster_by = cluster_by.await?;
+    let inside = ordering_run(server, Ordering::HorizonNotifyInside, false, w, a).await?;
+    let serialised = ordering_run(server, Ordering::Serialised, false, w, a).await?;
     let rate = |v: &Value| v["appends_per_sec"].as_f64().unwrap_or(f64::NAN);
+    let p99 = |v: &Value| v["delivery_ms"]["p99"].as_f64().unwrap_or(f64::NAN);
     Ok(json!({
         "scenario": "ordering",
-        "horizon": horizon,
-        "horizon_notify_inside": inside,
+        "append_horizon": appends_alone,
+        "cluster_horizon": cluster_alone,
+        "append_horizon_with_bystander": appends_by,
+        "cluster_horizon_with_bystander": cluster_by,
+        "append_horizon_notify_inside": inside,
         "serialised": serialised,
-        "throughput_over_horizon": {
-            "horizon_notify_inside": ratio(rate(&inside), rate(&horizon)),
-            "serialised": ratio(rate(&serialised), rate(&horizon)),
+        "throughput_over_append_horizon": {
+            "cluster_horizon": ratio(rate(&cluster_alone), rate(&appends_alone)),
+            "append_horizon_with_bystander": ratio(rate(&appends_by), rate(&appends_alone)),
+            "append_horizon_notify_inside": ratio(rate(&inside), rate(&appends_alone)),
+            "serialised": ratio(rate(&serialised), rate(&appends_alone)),
+        },
+        "delivery_p99_over_append_horizon": {
+            "cluster_horizon": ratio(p99(&cluster_alone), p99(&appends_alone)),
+            "append_horizon_with_bystander": ratio(p99(&appends_by), p99(&appends_alone)),
+            "cluster_horizon_with_bystander": ratio(p99(&cluster_by), p99(&appends_alone)),
         },
     }))
 }

@@ -39,22 +39,53 @@ pub async fn existing_streams(
     Ok(refs)
 }
 
-/// The visibility horizon: every transaction with a lower id has committed or aborted, so
-/// reading below it in (transaction id, position) order can never skip a late commit.
+/// Which transactions may hold readers of committed order back: reading below a horizon in
+/// (transaction id, position) order never skips an event whose transaction commits late,
+/// because no transaction below it can still append one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Horizon {
+    /// Only transactions that append events (ADR 0013): a transaction that has not taken the
+    /// append gate before writing never appends, whichever database or table it writes. The
+    /// server's horizon.
+    #[default]
+    Appends,
+    /// Every running transaction of the cluster (`pg_snapshot_xmin`): ADR 0002's horizon,
+    /// which any long writer anywhere holds back. Kept so that `bench -- ordering` measures
+    /// the two in one run.
+    Cluster,
+}
+
+impl Horizon {
+    /// The condition on `events` rows that keeps those below the horizon.
+    pub fn below(self) -> &'static str {
+        match self {
+            Horizon::Appends => BELOW_HORIZON,
+            Horizon::Cluster => {
+                "transaction_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+            }
+        }
+    }
+}
+
+/// Below the append horizon (migration 0008): every transaction with a lower id has
+/// committed, aborted, or never appends. The key is [`crate::store::event_store::APPEND_GATE`]
+/// (a test checks they agree); the subquery makes it run once per statement.
 pub(crate) const BELOW_HORIZON: &str =
-    "transaction_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
+    "transaction_id < (select append_horizon(867525662434197505))";
 
 /// The cursor of the last event after `after` that is below the horizon, if any: where a
 /// reader nobody listens to can move without reading the events. One index step.
 pub async fn last_below_horizon(
     pool: &PgPool,
     after: EventCursor,
+    horizon: Horizon,
 ) -> StoreResult<Option<EventCursor>> {
     // language=PostgreSQL
     let sql = format!(
         "select transaction_id, position from events
-         where (transaction_id, position) > ($1, $2) and {BELOW_HORIZON}
-         order by transaction_id desc, position desc limit 1"
+         where (transaction_id, position) > ($1, $2) and {}
+         order by transaction_id desc, position desc limit 1",
+        horizon.below()
     );
     let row: Option<(i64, i64)> = sqlx::query_as(AssertSqlSafe(sql))
         .bind(after.transaction_id)
@@ -73,12 +104,17 @@ pub async fn last_below_horizon(
 /// transaction id is the highest), so the answer is one backward step of the committed-order
 /// index, whatever the table's size or statistics. (An `exists` over the range was planned as
 /// a scan of the whole log while the table had no statistics yet, on every wake-up.)
-pub async fn events_beyond_horizon(pool: &PgPool, after: EventCursor) -> StoreResult<bool> {
+pub async fn events_beyond_horizon(
+    pool: &PgPool,
+    after: EventCursor,
+    horizon: Horizon,
+) -> StoreResult<bool> {
     // language=PostgreSQL
     let sql = format!(
-        "select coalesce((select (transaction_id, position) > ($1, $2) and not ({BELOW_HORIZON})
+        "select coalesce((select (transaction_id, position) > ($1, $2) and not ({})
                           from events order by transaction_id desc, position desc limit 1),
-                         false)"
+                         false)",
+        horizon.below()
     );
     Ok(sqlx::query_scalar(AssertSqlSafe(sql))
         .bind(after.transaction_id)
@@ -87,10 +123,12 @@ pub async fn events_beyond_horizon(pool: &PgPool, after: EventCursor) -> StoreRe
         .await?)
 }
 
-/// Events after `after` in committed order, optionally of one stream and of some types.
+/// Events after `after` in committed order below `horizon`, optionally of one stream and of
+/// some types.
 pub async fn events_after(
     pool: &PgPool,
     after: EventCursor,
+    horizon: Horizon,
     limit: i64,
     stream_id: Option<Uuid>,
     types: Option<&[String]>,
@@ -98,10 +136,11 @@ pub async fn events_after(
     // language=PostgreSQL
     let sql = format!(
         "select {EVENT_COLUMNS} from events
-         where (transaction_id, position) > ($1, $2) and {BELOW_HORIZON}
+         where (transaction_id, position) > ($1, $2) and {}
            and ($3::uuid is null or stream_id = $3)
            and ($4::text[] is null or event_type = any($4))
-         order by transaction_id, position limit $5"
+         order by transaction_id, position limit $5",
+        horizon.below()
     );
     let rows = sqlx::query(AssertSqlSafe(sql))
         .bind(after.transaction_id)
@@ -269,4 +308,16 @@ pub async fn event_by_id(pool: &PgPool, event_id: Uuid) -> StoreResult<Option<St
         .fetch_optional(pool)
         .await?;
     Ok(row.as_ref().map(StoredEvent::from_row).transpose()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_horizon_reads_the_gate_appends_take() {
+        let gate = crate::store::event_store::APPEND_GATE;
+        assert!(BELOW_HORIZON.contains(&format!("append_horizon({gate})")));
+        assert_eq!(Horizon::default().below(), BELOW_HORIZON);
+    }
 }
