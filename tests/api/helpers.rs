@@ -7,7 +7,7 @@ use commitment_tracker::auth::Role;
 use commitment_tracker::config::Settings;
 use commitment_tracker::startup::Application;
 use commitment_tracker::store::tokens;
-pub use common::{TestDatabase, server_url, tamper};
+pub use common::{TestDatabase, open_write_transaction, server_url, tamper};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use std::time::Duration;

@@ -6,6 +6,7 @@ mod erasure;
 mod helpers;
 mod hostile;
 mod immutability;
+mod isolation;
 mod lifecycle;
 mod lists;
 mod live;

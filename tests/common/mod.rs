@@ -103,3 +103,24 @@ pub async fn tamper(pool: &sqlx::PgPool, sql: &str) {
         .unwrap();
     tx.commit().await.unwrap();
 }
+
+/// A transaction on `url` that has written a row to `table` (created first, outside it) and
+/// stays open until the connection rolls it back or closes: another application's long batch
+/// job.
+pub async fn open_write_transaction(url: &str, table: &str) -> PgConnection {
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "create table if not exists {table} (note text)"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query("begin").execute(&mut conn).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "insert into {table} values ('a batch job that takes its time')"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn
+}

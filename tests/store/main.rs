@@ -4,6 +4,7 @@ mod audit;
 mod batch;
 #[path = "../common/mod.rs"]
 mod common;
+mod horizon;
 mod log;
 mod personal;
 
@@ -54,6 +55,19 @@ fn submitted(title: &str) -> (DomainEvent, chrono::NaiveDate) {
         kind: EvidenceKind::Other,
     }));
     (event, on)
+}
+
+/// Appends one piece of evidence as a new stream, in a transaction of its own, committed.
+async fn append_evidence(pool: &PgPool, title: &str) -> event_store::StoredEvent {
+    let mut tx = pool.begin().await.unwrap();
+    let head = event_store::new_stream(&mut tx, Uuid::now_v7(), StreamType::Evidence)
+        .await
+        .unwrap();
+    let mut stored = event_store::append(&mut tx, &head, &[submitted(title)], &metadata())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    stored.remove(0)
 }
 
 async fn import_seed(pool: &PgPool) {
@@ -473,16 +487,9 @@ async fn with_nobody_listening_the_feed_moves_on_and_a_new_subscriber_starts_whe
         let pool = pool.clone();
         let feed = feed.clone();
         async move {
-            let mut tx = pool.begin().await.unwrap();
-            let head = event_store::new_stream(&mut tx, Uuid::now_v7(), StreamType::Evidence)
-                .await
-                .unwrap();
-            let stored = event_store::append(&mut tx, &head, &[submitted(title)], &metadata())
-                .await
-                .unwrap();
-            tx.commit().await.unwrap();
+            let stored = append_evidence(&pool, title).await;
             feed.announce();
-            stored[0].cursor()
+            stored.cursor()
         }
     };
     let mut last = EventCursor::START;
