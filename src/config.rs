@@ -2,6 +2,7 @@
 
 use crate::domain::scorecard::ScorecardRule;
 use crate::graphql::gateway::PersistedMode;
+use crate::http::ratelimit::{Cidr, parse_trusted};
 use crate::tlog::cosignature::CosignatureVerifier;
 use clap::{Args, Parser, Subcommand};
 use sha2::Digest;
@@ -28,7 +29,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run pending migrations, then serve the GraphQL API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run pending migrations and exit.
     Migrate,
     /// Import a seed file (idempotent: importing twice adds nothing).
@@ -231,6 +232,18 @@ pub struct ServeArgs {
     /// How many witnesses must cosign a checkpoint before it is served.
     #[arg(long, env = "LOG_WITNESS_QUORUM", default_value_t = 0)]
     pub log_witness_quorum: usize,
+    /// Requests (and WebSocket messages) a second per client address, in bursts of as many
+    /// (IPv6 addresses by their /64); 0 turns the limit off.
+    #[arg(long, env = "RATE_LIMIT_PER_IP", default_value_t = 100)]
+    pub rate_limit_per_ip: u32,
+    /// Requests (and WebSocket messages) a second per bearer token, in bursts of as many;
+    /// 0 turns the limit off.
+    #[arg(long, env = "RATE_LIMIT_PER_TOKEN", default_value_t = 100)]
+    pub rate_limit_per_token: u32,
+    /// Proxies whose `X-Forwarded-For` names the client: addresses or CIDR blocks separated
+    /// by commas (for example `10.0.0.0/8,127.0.0.1`). Empty: the header is ignored.
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
 }
 
 /// The transparency log's settings (DESIGN §10).
@@ -352,12 +365,19 @@ pub struct Settings {
     pub persisted_mode: PersistedMode,
     /// The transparency log.
     pub log: LogSettings,
+    /// Requests a second per client address (0: no limit).
+    pub rate_limit_per_ip: u32,
+    /// Requests a second per token (0: no limit).
+    pub rate_limit_per_token: u32,
+    /// Proxies trusted to name the client in `X-Forwarded-For`.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 impl Settings {
     /// Settings from `serve`'s arguments.
     pub fn from_args(database_url: String, args: &ServeArgs) -> anyhow::Result<Self> {
         let witnesses = parse_witnesses(&args.log_witnesses, args.log_witness_quorum)?;
+        let trusted_proxies = parse_trusted(&args.trusted_proxies).map_err(anyhow::Error::msg)?;
         Ok(Self {
             database_url,
             listen: args.listen,
@@ -391,6 +411,9 @@ impl Settings {
                 witnesses,
                 witness_quorum: args.log_witness_quorum,
             },
+            rate_limit_per_ip: args.rate_limit_per_ip,
+            rate_limit_per_token: args.rate_limit_per_token,
+            trusted_proxies,
         })
     }
 

@@ -8,6 +8,7 @@ use crate::graphql::gateway::Gateway;
 use crate::graphql::limits::Limits;
 use crate::graphql::{SchemaDeps, Schemas, build_schemas};
 use crate::http::log::LogInfo;
+use crate::http::ratelimit::RateLimiter;
 use crate::http::{AppState, router};
 use crate::lifecycle::Lifecycle;
 use crate::shared::Hub;
@@ -115,6 +116,11 @@ impl Application {
             live,
             settings: settings.clone(),
             log: log_info,
+            limiter: Arc::new(RateLimiter::new(
+                settings.rate_limit_per_ip,
+                settings.rate_limit_per_token,
+                settings.trusted_proxies.clone(),
+            )),
         });
         Ok(Self {
             listener,
@@ -180,7 +186,12 @@ impl Application {
         let lifecycle = self.lifecycle.clone();
         let drain = self.settings.shutdown_drain;
         let grace = self.settings.shutdown_grace;
-        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+        let serve = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
             shutdown.await;
             lifecycle.begin_stopping();
             tracing::info!(

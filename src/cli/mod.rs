@@ -13,7 +13,7 @@ use std::path::Path;
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(cli.database_url, args).await,
+        Command::Serve(args) => serve(cli.database_url, *args).await,
         Command::Migrate => {
             open(&cli.database_url).await?;
             eprintln!("migrations are up to date");

@@ -43,6 +43,12 @@ pub enum ApiError {
     /// registered.
     #[error("{0}")]
     PersistedQueryNotFound(String),
+    /// The client (its address or its token) is over its rate limit.
+    #[error("too many requests: retry after {retry_after_secs} s")]
+    RateLimited {
+        /// Whole seconds until a request would be allowed.
+        retry_after_secs: u64,
+    },
     /// Something failed inside; the details are in the server log under the request id.
     #[error("internal error")]
     Internal,
@@ -59,6 +65,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "FORBIDDEN",
             ApiError::TooComplex(_) => "QUERY_TOO_COMPLEX",
             ApiError::PersistedQueryNotFound(_) => "PERSISTED_QUERY_NOT_FOUND",
+            ApiError::RateLimited { .. } => "RATE_LIMITED",
             ApiError::Internal => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -81,6 +88,9 @@ impl ErrorExtensions for ApiError {
                 ApiError::Conflict { expected, actual } => {
                     e.set("expectedVersion", *expected);
                     e.set("actualVersion", *actual);
+                }
+                ApiError::RateLimited { retry_after_secs } => {
+                    e.set("retryAfter", *retry_after_secs)
                 }
                 _ => {}
             }

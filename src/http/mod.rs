@@ -9,12 +9,15 @@
 //! | `GET /healthz`, `GET /readyz` (and `/health`, the same as `/readyz`) | [`health`] |
 //! | `GET /metrics` | [`metrics`] (Prometheus) |
 //! | `GET /log/checkpoint`, `/log/key`, `/log/tile/…` | [`log`] (the transparency log) |
+//!
+//! Every route but health and metrics is rate limited ([`ratelimit`]).
 
 pub mod graphiql;
 pub mod graphql;
 pub mod health;
 pub mod log;
 pub mod metrics;
+pub mod ratelimit;
 pub mod ws;
 
 use crate::auth::Actor;
@@ -63,6 +66,8 @@ pub struct AppState {
     pub log: Arc<log::LogInfo>,
     /// Readiness and shutdown.
     pub lifecycle: crate::lifecycle::Lifecycle,
+    /// Rate limits per client address and per token.
+    pub limiter: Arc<ratelimit::RateLimiter>,
 }
 
 /// Every route, with the limits that apply to all of them.
@@ -80,6 +85,10 @@ pub fn router(state: AppState) -> Router {
         .route("/log/checkpoint", get(log::checkpoint))
         .route("/log/key", get(log::key))
         .route("/log/tile/{*path}", get(log::tile))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ratelimit::limit,
+        ))
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(RequestBodyLimitLayer::new(body_limit))

@@ -16,6 +16,8 @@ pub struct Answer {
     pub content_type: Option<String>,
     /// The body.
     pub body: Bytes,
+    /// The `Retry-After` of a 429 or 503, in seconds.
+    pub retry_after: Option<u64>,
 }
 
 /// Why a request got no answer.
@@ -82,6 +84,11 @@ pub async fn request(
             .get(hyper::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let retry_after = response
+            .headers()
+            .get(hyper::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
         let body = response
             .into_body()
             .collect()
@@ -92,6 +99,7 @@ pub async fn request(
             status,
             content_type,
             body,
+            retry_after,
         })
     };
     tokio::time::timeout(timeout, exchange)
@@ -99,9 +107,28 @@ pub async fn request(
         .map_err(|_| fail(format!("no answer within {} s", timeout.as_secs_f64())))?
 }
 
+/// Most times a rate-limited request is retried.
+const RATE_LIMIT_RETRIES: u32 = 20;
+
+/// The longest `Retry-After` honoured; a longer one is an error.
+const LONGEST_RETRY_AFTER: u64 = 60;
+
 /// `GET url`, and the body of a 200 answer; any other status is an error quoting the body.
+/// A 429 (rate limited) is retried after the `Retry-After` it names.
 pub async fn get_ok(url: &str, timeout: Duration) -> Result<Bytes, RequestError> {
-    let answer = request(url, None, timeout).await?;
+    let mut answer = request(url, None, timeout).await?;
+    for _ in 0..RATE_LIMIT_RETRIES {
+        let wait = match answer.retry_after {
+            Some(secs) if answer.status == hyper::StatusCode::TOO_MANY_REQUESTS => secs,
+            _ => break,
+        };
+        if wait > LONGEST_RETRY_AFTER {
+            break;
+        }
+        tracing::debug!(url, wait, "rate limited; waiting as asked");
+        tokio::time::sleep(Duration::from_secs(wait.max(1))).await;
+        answer = request(url, None, timeout).await?;
+    }
     if answer.status != hyper::StatusCode::OK {
         return Err(RequestError {
             url: url.to_owned(),

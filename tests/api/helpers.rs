@@ -34,6 +34,10 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = Settings::new(db.url.clone(), "127.0.0.1:0".parse().unwrap());
     // The feed must not rely on its timer in tests: a long poll proves the wake-ups work.
     settings.feed_poll_interval = Duration::from_secs(30);
+    // Every test's client is one address driving the server hard; the limits have tests of
+    // their own (tests/api/ratelimit.rs).
+    settings.rate_limit_per_ip = 0;
+    settings.rate_limit_per_token = 0;
     adjust(&mut settings);
     let app = Application::build(settings)
         .await

@@ -14,6 +14,7 @@ mod log;
 mod node;
 mod persisted;
 mod processes;
+mod ratelimit;
 mod readme;
 mod schema;
 mod seed;

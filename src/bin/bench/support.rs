@@ -187,7 +187,10 @@ pub async fn serve_child() -> anyhow::Result<()> {
     use commitment_tracker::startup::Application;
     commitment_tracker::telemetry::init();
     let url = std::env::var("DATABASE_URL").context("DATABASE_URL")?;
-    let settings = Settings::new(url, "127.0.0.1:0".parse()?);
+    let mut settings = Settings::new(url, "127.0.0.1:0".parse()?);
+    // The benchmark's clients are one address by design: measure the server, not its limits.
+    settings.rate_limit_per_ip = 0;
+    settings.rate_limit_per_token = 0;
     let app = Application::build(settings).await?;
     println!("{}", app.local_addr());
     let stdin_closed = async {

@@ -3,11 +3,13 @@
 
 pub mod protocol;
 
+use super::ratelimit::{ClientAddress, ConnectionLimit};
 use super::{AppState, authenticate, request_id};
 use crate::auth::bearer;
 use crate::graphql::RequestInfo;
 use crate::graphql::error::ApiError;
 use async_graphql::ErrorExtensions;
+use axum::Extension;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -39,6 +41,7 @@ fn token_from_payload(payload: &serde_json::Value) -> Option<String> {
 /// Upgrades to a WebSocket speaking the protocol the client offers.
 pub async fn upgrade(
     State(state): State<AppState>,
+    client: Option<Extension<ClientAddress>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -66,10 +69,16 @@ pub async fn upgrade(
         .map(str::to_owned);
     let request_id = request_id(&headers);
     let require_token = state.settings.require_token_for_reads;
+    let limit = ConnectionLimit::new(
+        state.limiter.clone(),
+        client.map(|c| c.0.0),
+        header_token.clone(),
+    );
     let settings = WsSettings {
         keepalive: state.settings.ws_keepalive,
         max_subscriptions: state.settings.ws_max_subscriptions,
         closing: state.lifecycle.closing(),
+        limit: Some(limit.clone()),
     };
     upgrade
         // The protocol named in the answer is the one the connection speaks: the client's
@@ -84,6 +93,7 @@ pub async fn upgrade(
             let tokens = state.tokens.clone();
             let on_init = move |payload: serde_json::Value| async move {
                 let token = token_from_payload(&payload).or(header_token);
+                limit.set_token(token.clone());
                 let actor = authenticate(&tokens, &pool, token.as_deref())
                     .await
                     .map_err(|e| e.extend())?;

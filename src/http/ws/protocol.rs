@@ -5,6 +5,7 @@
 //! socket so that it can add keep-alives and refuse a subscription over the bound with a coded
 //! error for that subscription alone.
 
+use crate::http::ratelimit::{ConnectionLimit, retry_after_secs};
 use crate::shared::{BACKLOG, Hub, Shared};
 use async_graphql::Executor;
 use async_graphql::http::{WebSocket as GraphQLWs, WebSocketProtocols, WsMessage};
@@ -30,6 +31,8 @@ pub struct WsSettings {
     /// Turns true when the server closes: every active subscription is completed and the
     /// connection closed with code 1001 (going away).
     pub closing: watch::Receiver<bool>,
+    /// The rate limits the connection's messages count against.
+    pub limit: Option<ConnectionLimit>,
 }
 
 /// A connection's active subscription ids, counted in `graphql_subscriptions` while active.
@@ -182,6 +185,31 @@ pub async fn serve<E, F, Fut>(
                     .unwrap_or_default()
                     .to_owned();
                 let kind = msg.get("type").and_then(Value::as_str).unwrap_or_default();
+                // Every message counts. Over the limit, a subscription is refused for its id
+                // alone; a ping or an unknown message is dropped; what ends work or is needed
+                // to speak the protocol at all (init, pong, complete) still passes.
+                let over = settings.limit.as_ref().and_then(|l| l.admit().err());
+                if let Some(wait) = over {
+                    if kind == start {
+                        let text = format!(
+                            "too many messages: retry after {} s",
+                            retry_after_secs(wait)
+                        );
+                        let _ = control_tx.send(Control::Send(refusal(
+                            protocol,
+                            &id,
+                            &text,
+                            "RATE_LIMITED",
+                        )));
+                        return None;
+                    }
+                    if !matches!(
+                        kind,
+                        "connection_init" | "connection_terminate" | "pong" | "complete" | "stop"
+                    ) {
+                        return None;
+                    }
+                }
                 let mut active = input_active.lock().expect("subscriptions lock");
                 if kind == start && !active.contains(&id) {
                     if active.len() >= settings.max_subscriptions {
