@@ -17,9 +17,20 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/commi
 #[derive(Debug, Parser)]
 #[command(name = "commitment-tracker", version, about)]
 pub struct Cli {
-    /// The PostgreSQL database (created if missing).
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true, hide_env_values = true)]
-    pub database_url: String,
+    /// The PostgreSQL database (created if missing): a `postgres://` URL, or `embedded` for a
+    /// private cluster in DATA_DIR. Unset: the local server at the default address, or the
+    /// private cluster when nothing answers there.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Where the private PostgreSQL cluster (`DATABASE_URL=embedded`) keeps its data, socket
+    /// and log.
+    #[arg(
+        long,
+        env = "DATA_DIR",
+        default_value = ".commitment-tracker",
+        global = true
+    )]
+    pub data_dir: PathBuf,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -29,6 +29,8 @@ pub mod commands;
 pub mod config;
 /// The domain: events, commands and rules, without I/O.
 pub mod domain;
+/// Zero configuration: a private PostgreSQL cluster from the machine's own binaries.
+pub mod embedded;
 /// The GraphQL schema: queries, mutations, subscriptions, errors, loaders, and the gateway
 /// every operation passes (persisted queries, limits, codes, field order).
 pub mod graphql;

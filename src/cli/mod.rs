@@ -2,7 +2,10 @@
 
 use crate::auth::Role;
 use crate::commands::Commands;
-use crate::config::{Cli, Command, LogCommand, ServeArgs, Settings, TokenCommand};
+use crate::config::{
+    Cli, Command, DEFAULT_DATABASE_URL, LogCommand, ServeArgs, Settings, TokenCommand,
+};
+use crate::embedded::{self, EmbeddedPostgres};
 use crate::startup::Application;
 use crate::store::{self, feed::Feed, feed::FeedSettings, tokens};
 use crate::{graphql, seed};
@@ -12,15 +15,68 @@ use std::path::Path;
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Serve(args) => serve(cli.database_url, *args).await,
+    let needs_database = !matches!(cli.command, Command::ExportSchema | Command::Log(_));
+    let (database_url, cluster) = if needs_database {
+        resolve_database(cli.database_url.as_deref(), &cli.data_dir).await?
+    } else {
+        (String::new(), None)
+    };
+    let result = run_command(cli.command, database_url).await;
+    // A private cluster this command started stops now, whatever the outcome.
+    drop(cluster);
+    result
+}
+
+/// The database to use, and the private cluster serving it if there is one: `embedded`
+/// starts (or joins) the cluster in `data_dir`; no URL at all means the local server at the
+/// default address, or the private cluster when nothing answers there.
+async fn resolve_database(
+    url: Option<&str>,
+    data_dir: &Path,
+) -> anyhow::Result<(String, Option<EmbeddedPostgres>)> {
+    let embedded = |why: &str| {
+        tracing::info!(data_dir = %data_dir.display(), "{why}");
+        let data_dir = data_dir.to_owned();
+        async move {
+            let cluster = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&data_dir))
+                .await
+                .context("starting the private PostgreSQL cluster")??;
+            Ok((cluster.url(embedded::DATABASE), Some(cluster)))
+        }
+    };
+    match url {
+        Some("embedded") => {
+            embedded("DATABASE_URL=embedded: using a private PostgreSQL cluster").await
+        }
+        Some(url) => Ok((url.to_owned(), None)),
+        None => {
+            let address = "127.0.0.1:5432";
+            let answers = tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                tokio::net::TcpStream::connect(address),
+            )
+            .await
+            .is_ok_and(|c| c.is_ok());
+            if answers {
+                Ok((DEFAULT_DATABASE_URL.to_owned(), None))
+            } else {
+                embedded("DATABASE_URL is not set and nothing answers at 127.0.0.1:5432: using a private PostgreSQL cluster").await
+            }
+        }
+    }
+}
+
+async fn run_command(command: Command, database_url: String) -> anyhow::Result<()> {
+    let cli_database_url = database_url;
+    match command {
+        Command::Serve(args) => serve(cli_database_url, *args).await,
         Command::Migrate => {
-            open(&cli.database_url).await?;
+            open(&cli_database_url).await?;
             eprintln!("migrations are up to date");
             Ok(())
         }
         Command::Import { file } => {
-            let pool = open(&cli.database_url).await?;
+            let pool = open(&cli_database_url).await?;
             import(&pool, &file).await
         }
         Command::ExportSchema => {
@@ -76,7 +132,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Verify => {
-            let pool = open(&cli.database_url).await?;
+            let pool = open(&cli_database_url).await?;
             let report = store::verify::verify(&pool).await?;
             println!(
                 "checked {} events in {} streams (hash chains, versions, stream heads) and {} projection rows against a replay",
@@ -93,11 +149,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Erase { name, reason } => {
-            let pool = open(&cli.database_url).await?;
+            let pool = open(&cli_database_url).await?;
             erase(&pool, &name, &reason).await
         }
         Command::RebuildProjections => {
-            let pool = open(&cli.database_url).await?;
+            let pool = open(&cli_database_url).await?;
             let report = store::rebuild::rebuild(&pool).await?;
             println!(
                 "rebuilt the projections from {} events ({} during the rebuild) and swapped them in",
@@ -110,7 +166,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             name,
             expires_in_days,
         }) => {
-            let pool = open(&cli.database_url).await?;
+            let pool = open(&cli_database_url).await?;
             let role = Role::parse(&role).context("unknown role")?;
             anyhow::ensure!(!name.trim().is_empty(), "--name must not be empty");
             let expires =
@@ -120,7 +176,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(TokenCommand::List) => {
-            let pool = open(&cli.database_url).await?;
+            let pool = open(&cli_database_url).await?;
             for t in tokens::list(&pool).await? {
                 let state = match (t.revoked_at, t.expires_at) {
                     (Some(at), _) => format!("revoked {at}"),
@@ -136,7 +192,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(TokenCommand::Revoke { id }) => {
-            let pool = open(&cli.database_url).await?;
+            let pool = open(&cli_database_url).await?;
             anyhow::ensure!(
                 tokens::revoke(&pool, id).await?,
                 "no active token has id {id}"

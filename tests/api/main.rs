@@ -2,6 +2,7 @@
 
 mod bench;
 mod clients;
+mod embedded;
 mod erasure;
 mod helpers;
 mod hostile;

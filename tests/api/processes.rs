@@ -28,7 +28,6 @@ impl ServerProcess {
     /// Like [`ServerProcess::start_logging`], with more environment variables.
     pub async fn start_with(database_url: &str, filter: &str, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_commitment-tracker"))
-            .envs(env.iter().copied())
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("DATABASE_URL", database_url)
             .env("RUST_LOG", filter)
@@ -42,6 +41,8 @@ impl ServerProcess {
                     database_url.rsplit('/').next().unwrap_or_default()
                 )),
             )
+            // The caller's settings last, so that they override the ones above.
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
