@@ -11,7 +11,10 @@
 //! | `event_log_append_batch_commands` | histogram | commands per append transaction |
 //! | `live_feed_lag_seconds` | gauge | from an event's commit to its publication here |
 //! | `log_tree_size`, `log_checkpoint_size` | gauge | the transparency log, as last seen by the sequencer |
-//! | `db_pool_connections`, `db_pool_idle_connections` | gauge | sampled when scraped |
+//! | `db_pool_connections`, `db_pool_idle_connections`, `db_pool_max_connections` | gauge | sampled when scraped |
+//! | `db_pool_acquire_wait_seconds` | histogram | each connection taken from the pool: how long it was waited for (installed by `telemetry::init`) |
+//! | `log_integration_lag_seconds` | gauge | since the oldest committed event without a leaf in the transparency log was recorded (0: none); sampled when scraped |
+//! | `http_rate_limited_total` | counter | `scope` (`address`, `token`): requests and WebSocket messages refused by a rate limit |
 //!
 //! Operation names are never labels: their number is unbounded.
 
@@ -34,6 +37,15 @@ pub fn handle() -> &'static PrometheusHandle {
                 b.set_buckets_for_metric(
                     Matcher::Full("event_log_append_batch_commands".into()),
                     &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0],
+                )
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("db_pool_acquire_wait_seconds".into()),
+                    &[
+                        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                        0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    ],
                 )
             })
             .expect("buckets are not empty");
@@ -86,6 +98,24 @@ fn describe() {
     describe_gauge!(
         "db_pool_idle_connections",
         "Idle connections in the database pool"
+    );
+    describe_gauge!(
+        "db_pool_max_connections",
+        "The database pool's size limit (DATABASE_MAX_CONNECTIONS)"
+    );
+    describe_histogram!(
+        "db_pool_acquire_wait_seconds",
+        Unit::Seconds,
+        "Time each connection taken from the database pool was waited for"
+    );
+    describe_gauge!(
+        "log_integration_lag_seconds",
+        Unit::Seconds,
+        "Since the oldest committed event not yet in the transparency log was recorded (0: none)"
+    );
+    describe_counter!(
+        "http_rate_limited_total",
+        "Requests and WebSocket messages refused by a rate limit, by scope (address, token)"
     );
 }
 

@@ -3,7 +3,10 @@
 //! or one JSON object per line with `LOG_FORMAT=json` for log collectors.
 
 use std::io::IsTerminal;
-use tracing_subscriber::EnvFilter;
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::{EnvFilter, Layer};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +28,8 @@ impl LogFormat {
     }
 }
 
-/// Installs the global subscriber, writing to standard error.
+/// Installs the global subscriber: log lines to standard error, and the database pool's
+/// acquisition times to `/metrics` (whatever `RUST_LOG` says).
 pub fn init() {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
@@ -34,15 +38,43 @@ pub fn init() {
         LogFormat::Text
     });
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let lines = match format {
+        LogFormat::Json => lines
             .json()
             .flatten_event(true)
             .with_current_span(false)
-            .try_init(),
-        LogFormat::Text => builder.with_ansi(colour).try_init(),
+            .boxed(),
+        LogFormat::Text => lines.with_ansi(colour).boxed(),
     };
+    let _ = tracing_subscriber::registry()
+        .with(lines.with_filter(filter))
+        .with(PoolWaits.with_filter(Targets::new().with_target(POOL_ACQUIRE, Level::TRACE)))
+        .try_init();
+}
+
+/// The target of sqlx's event for each connection taken from a pool.
+const POOL_ACQUIRE: &str = "sqlx::pool::acquire";
+
+/// Records the wait of each connection taken from a pool (sqlx's `acquired_after_secs`,
+/// which [`crate::store::connect`] asks it to report) in `db_pool_acquire_wait_seconds`.
+struct PoolWaits;
+
+impl<S: tracing::Subscriber> Layer<S> for PoolWaits {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Waited(Option<f64>);
+        impl tracing::field::Visit for Waited {
+            fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+                if field.name() == "acquired_after_secs" {
+                    self.0 = Some(value);
+                }
+            }
+            fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+        }
+        let mut waited = Waited(None);
+        event.record(&mut waited);
+        if let Some(seconds) = waited.0 {
+            metrics::histogram!("db_pool_acquire_wait_seconds").record(seconds);
+        }
+    }
 }

@@ -181,6 +181,10 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
+        // Every acquisition reports its wait (as a trace event the metrics layer of
+        // `telemetry` turns into `db_pool_acquire_wait_seconds`; it is not logged).
+        .acquire_time_level(log::LevelFilter::Trace)
+        .acquire_slow_level(log::LevelFilter::Warn)
         .connect_with(options)
         .await
 }

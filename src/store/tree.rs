@@ -159,6 +159,25 @@ pub async fn state(conn: &mut PgConnection, lock: bool) -> StoreResult<LogState>
     })
 }
 
+/// How far the log is behind the event store: the seconds since the oldest committed event
+/// that has no leaf yet was recorded (0 when every committed event has one). Reads one row
+/// of the committed-order index after the log's cursor.
+pub async fn integration_lag(pool: &PgPool) -> StoreResult<f64> {
+    // language=PostgreSQL
+    let lag: f64 = sqlx::query_scalar(
+        "select coalesce(extract(epoch from clock_timestamp() - e.recorded_at), 0)::float8
+         from log_state s
+         left join lateral (
+             select recorded_at from events
+             where (transaction_id, position) > (s.transaction_id, s.position)
+             order by transaction_id, position limit 1
+         ) e on true",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(lag.max(0.0))
+}
+
 /// Gives leaves to up to `limit` committed events after the log's cursor, in committed order,
 /// in one transaction with their hashes and the log's new position. Returns the new size, or
 /// `None` when there was nothing to do.

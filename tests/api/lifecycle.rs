@@ -293,6 +293,8 @@ fn sample(families: &Value, family: &str, name: &str, labels: Value) -> f64 {
 #[tokio::test]
 async fn metrics_parse_as_prometheus_text_and_move_with_requests() {
     crate::tools::install("python", &[]).await;
+    // As `serve` does: the pool's waits reach /metrics through the subscriber.
+    commitment_tracker::telemetry::init();
     let app = spawn_app().await;
     // Labelled series exist once something was counted under their labels.
     app.ok("{ __typename }", json!({})).await;
@@ -304,6 +306,9 @@ async fn metrics_parse_as_prometheus_text_and_move_with_requests() {
         "graphql_ws_connections",
         "graphql_subscriptions",
         "db_pool_connections",
+        "db_pool_max_connections",
+        "db_pool_acquire_wait_seconds",
+        "log_integration_lag_seconds",
     ] {
         assert!(before.get(family).is_some(), "no {family} in {before}");
     }
@@ -358,6 +363,23 @@ async fn metrics_parse_as_prometheus_text_and_move_with_requests() {
         )
     };
     assert!(durations(&after) >= durations(&before) + 1.0, "{after}");
+    let waits = |f: &Value| {
+        sample(
+            f,
+            "db_pool_acquire_wait_seconds",
+            "db_pool_acquire_wait_seconds_count",
+            json!({}),
+        )
+    };
+    assert!(waits(&after) >= waits(&before) + 1.0, "{after}");
+    let lag = sample(
+        &after,
+        "log_integration_lag_seconds",
+        "log_integration_lag_seconds",
+        json!({}),
+    );
+    assert!(lag.is_finite() && lag >= 0.0, "{after}");
+    assert_eq!(before["db_pool_acquire_wait_seconds"]["type"], "histogram");
     assert!(
         sample(
             &after,

@@ -193,3 +193,24 @@ async fn a_database_restored_from_an_older_backup_gets_no_checkpoint_and_the_log
         .unwrap();
     assert_eq!(signed, 0, "nothing was signed on the restored database");
 }
+
+#[tokio::test]
+async fn the_integration_lag_is_the_age_of_the_oldest_event_without_a_leaf() {
+    let (_db, pool) = fresh().await;
+    assert_eq!(tree::integration_lag(&pool).await.unwrap(), 0.0, "empty");
+    append_evidence(&pool, 2).await;
+    let recorded: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("select min(recorded_at) from events")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let lag = tree::integration_lag(&pool).await.unwrap();
+    let age = (chrono::Utc::now() - recorded).num_microseconds().unwrap() as f64 / 1e6;
+    assert!(lag > 0.0, "{lag}");
+    assert!(
+        lag <= age + 0.5,
+        "lag {lag} s, but the oldest event is {age} s old"
+    );
+    sequence_all(&pool).await;
+    assert_eq!(tree::integration_lag(&pool).await.unwrap(), 0.0);
+}
