@@ -40,6 +40,8 @@ pub mod http;
 pub mod lifecycle;
 /// The figures `GET /metrics` serves.
 pub mod metrics;
+/// Progress displays of long commands on a terminal.
+pub mod progress;
 /// The seed data set and its import.
 pub mod seed;
 /// Shared execution of identical subscriptions.

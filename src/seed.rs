@@ -14,6 +14,7 @@ use crate::domain::commitment::{
 use crate::domain::evidence::SubmitEvidence;
 use crate::domain::rating::{Aspects, AssessorKind, DeliveryStatus, EvidenceKind, Rating};
 use crate::domain::text::{Line, Slug, Text, WebUrl};
+use crate::progress::Progress;
 use chrono::NaiveDate;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -186,6 +187,7 @@ enum Step<'a> {
 
 struct Importer<'a> {
     commands: &'a Commands,
+    progress: &'a Progress,
     actor: Actor,
     commitments: HashMap<String, Uuid>,
     evidence: HashMap<String, Uuid>,
@@ -231,6 +233,7 @@ impl Importer<'_> {
             item: item.to_owned(),
             source,
         })?;
+        self.progress.advance(1);
         if outcome.replayed {
             self.report.already_present += 1;
         } else {
@@ -242,8 +245,24 @@ impl Importer<'_> {
 
 /// Imports `seed` through `commands`. Idempotent.
 pub async fn import(commands: &Commands, seed: &SeedFile) -> Result<ImportReport, SeedError> {
+    import_with(commands, seed, &Progress::hidden()).await
+}
+
+/// [`import`], reporting each item to `progress`.
+pub async fn import_with(
+    commands: &Commands,
+    seed: &SeedFile,
+    progress: &Progress,
+) -> Result<ImportReport, SeedError> {
+    let items = seed.commitments.len()
+        + seed.evidence.len()
+        + seed.assessments.len()
+        + seed.revisions.len()
+        + seed.disputes.len();
+    progress.phase("importing", Some(items as u64));
     let mut im = Importer {
         commands,
+        progress,
         actor: Actor {
             token_id: Uuid::nil(),
             name: IMPORT_ACTOR.to_owned(),
@@ -423,5 +442,6 @@ pub async fn import(commands: &Commands, seed: &SeedFile) -> Result<ImportReport
             }
         }
     }
+    progress.finish();
     Ok(im.report)
 }

@@ -6,6 +6,7 @@ use crate::config::{
     Cli, Command, DEFAULT_DATABASE_URL, LogCommand, ServeArgs, Settings, TokenCommand,
 };
 use crate::embedded::{self, EmbeddedPostgres};
+use crate::progress::Progress;
 use crate::startup::Application;
 use crate::store::{self, feed::Feed, feed::FeedSettings, tokens};
 use crate::{graphql, seed};
@@ -91,7 +92,12 @@ async fn run_command(command: Command, database_url: String) -> anyhow::Result<(
             witness_quorum,
         }) => {
             let policy = witness_policy(&witnesses, witness_quorum)?;
-            match crate::tlog::audit::audit_with(&url, &key, state.as_deref(), &policy).await {
+            let progress = Progress::for_terminal();
+            let audited =
+                crate::tlog::audit::audit_with(&url, &key, state.as_deref(), &policy, &progress)
+                    .await;
+            progress.finish();
+            match audited {
                 Ok(report) => {
                     println!(
                         "OK: checkpoint of {} leaves signed by {}{}; {} new leaves in {} tiles recompute its root{}",
@@ -133,7 +139,10 @@ async fn run_command(command: Command, database_url: String) -> anyhow::Result<(
         }
         Command::Verify => {
             let pool = open(&cli_database_url).await?;
-            let report = store::verify::verify(&pool).await?;
+            let progress = Progress::for_terminal();
+            let report = store::verify::verify_with(&pool, &progress).await;
+            progress.finish();
+            let report = report?;
             println!(
                 "checked {} events in {} streams (hash chains, versions, stream heads) and {} projection rows against a replay",
                 report.events, report.streams, report.projection_rows
@@ -154,7 +163,10 @@ async fn run_command(command: Command, database_url: String) -> anyhow::Result<(
         }
         Command::RebuildProjections => {
             let pool = open(&cli_database_url).await?;
-            let report = store::rebuild::rebuild(&pool).await?;
+            let progress = Progress::for_terminal();
+            let report = store::rebuild::rebuild_with(&pool, &progress).await;
+            progress.finish();
+            let report = report?;
             println!(
                 "rebuilt the projections from {} events ({} during the rebuild) and swapped them in",
                 report.events, report.caught_up
@@ -216,7 +228,10 @@ async fn import(pool: &PgPool, file: &Path) -> anyhow::Result<()> {
     let seed = seed::load(file)?;
     let feed = Feed::new(pool.clone(), FeedSettings::default()).await?;
     let commands = Commands::new(pool.clone(), feed);
-    let report = seed::import(&commands, &seed).await?;
+    let progress = Progress::for_terminal();
+    let report = seed::import_with(&commands, &seed, &progress).await;
+    progress.finish();
+    let report = report?;
     eprintln!(
         "imported {:?} from {}: {} items written, {} already present",
         seed.name,

@@ -14,6 +14,7 @@ use super::read::{AssessmentRow, CommitmentRow, DisputeRow, EvidenceRow, Revisio
 use super::replay::View;
 use super::{StoreError, StoreResult};
 use crate::domain::rating::Rating;
+use crate::progress::Progress;
 use futures_util::TryStreamExt;
 use serde_json::value::RawValue;
 use sqlx::Row;
@@ -70,6 +71,7 @@ async fn events_after(
 async fn fold_log(
     conn: &mut PgConnection,
     view: &mut View,
+    progress: &Progress,
 ) -> StoreResult<(usize, Option<(i64, i64)>)> {
     // language=PostgreSQL
     let mut rows = sqlx::query(
@@ -101,6 +103,7 @@ async fn fold_log(
             })?;
         view.apply(&envelope, &event);
         folded += 1;
+        progress.advance(1);
         last = Some((envelope.transaction_id, envelope.position));
     }
     view.sort();
@@ -109,6 +112,11 @@ async fn fold_log(
 
 /// Replays the log into fresh tables and swaps them in.
 pub async fn rebuild(pool: &PgPool) -> StoreResult<RebuildReport> {
+    rebuild_with(pool, &Progress::hidden()).await
+}
+
+/// [`rebuild`], reporting each phase to `progress`.
+pub async fn rebuild_with(pool: &PgPool, progress: &Progress) -> StoreResult<RebuildReport> {
     let mut conn = pool.acquire().await?;
     // Fresh, empty tables with the same columns, defaults, constraints and indexes.
     for table in TABLES {
@@ -129,13 +137,18 @@ pub async fn rebuild(pool: &PgPool) -> StoreResult<RebuildReport> {
     // 1. Everything committed so far, replayed in memory, written in bulk.
     let started = std::time::Instant::now();
     let mut view = View::default();
-    let (replayed, last) = fold_log(&mut conn, &mut view).await?;
+    progress.phase("replaying events", None);
+    let (replayed, last) = fold_log(&mut conn, &mut view, progress).await?;
     let folded = started.elapsed();
+    progress.step("writing the projection tables");
     write_view(&mut conn, &view, None).await?;
     let written = started.elapsed();
+    progress.phase("building indexes", Some(TABLES.len() as u64));
     for table in TABLES {
         add_indexes(&mut conn, table).await?;
+        progress.advance(1);
     }
+    progress.step("replaying what came in meanwhile, and swapping the tables in");
     tracing::info!(
         events = replayed,
         fold_ms = folded.as_millis() as u64,
@@ -186,6 +199,7 @@ pub async fn rebuild(pool: &PgPool) -> StoreResult<RebuildReport> {
         sqlx::query(sql).execute(&mut *tx).await?;
     }
     tx.commit().await?;
+    progress.finish();
     Ok(RebuildReport {
         events: replayed + late.len(),
         caught_up: late.len(),

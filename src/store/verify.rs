@@ -7,6 +7,7 @@ use super::read::{self, CommitmentFilter};
 use super::replay::{TimeFilter, View};
 use super::tree;
 use super::{StoreError, StoreResult};
+use crate::progress::Progress;
 use crate::tlog::leaf::leaf_bytes;
 use crate::tlog::tree::{HashReader, MemoryTree, stored_hash_count};
 use sqlx::{AssertSqlSafe, PgPool};
@@ -66,6 +67,12 @@ fn problem(stream: Uuid, version: Option<i32>, message: impl Into<String>) -> Pr
 
 /// Checks every stream's chain and the projections against a replay.
 pub async fn verify(pool: &PgPool) -> StoreResult<Report> {
+    verify_with(pool, &Progress::hidden()).await
+}
+
+/// [`verify`], reporting each phase to `progress`.
+pub async fn verify_with(pool: &PgPool, progress: &Progress) -> StoreResult<Report> {
+    progress.step("reading the events");
     // language=PostgreSQL
     let sql = format!("select {EVENT_COLUMNS} from events order by stream_id, version");
     let rows = sqlx::query(AssertSqlSafe(sql)).fetch_all(pool).await?;
@@ -86,6 +93,7 @@ pub async fn verify(pool: &PgPool) -> StoreResult<Report> {
         by_stream.entry(e.stream_id).or_default().push(e);
     }
     report.streams = by_stream.len();
+    progress.phase("checking hash chains", Some(events.len() as u64));
     let mut heads: HashMap<Uuid, (i32, Vec<u8>)> = HashMap::new();
     for (stream, chain_events) in &by_stream {
         let mut previous: Option<&[u8]> = None;
@@ -128,6 +136,7 @@ pub async fn verify(pool: &PgPool) -> StoreResult<Report> {
             }
             previous = Some(&e.hash);
         }
+        progress.advance(chain_events.len() as u64);
         if let Some(last) = chain_events.last() {
             heads.insert(*stream, (last.version, last.hash.clone()));
         }
@@ -165,10 +174,13 @@ pub async fn verify(pool: &PgPool) -> StoreResult<Report> {
     let mut ordered = events;
     ordered.sort_by_key(|e| e.cursor());
     // 4. The transparency log's tree holds exactly these events, in committed order.
+    progress.step("checking the transparency log's tree");
     check_tree(pool, &ordered, &mut report).await?;
+    progress.step("replaying the log and comparing the projections");
     let readable: Vec<StoredEvent> = ordered.into_iter().filter(|e| e.decode().is_ok()).collect();
     let view = View::fold(readable)?;
     compare_projections(pool, &view, &mut report).await?;
+    progress.finish();
     Ok(report)
 }
 

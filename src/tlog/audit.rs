@@ -20,6 +20,7 @@ use super::client;
 use super::cosignature::{CosignatureVerifier, cosigners};
 use super::tiles::{TilePath, WIDTH, parse_entry_bundle};
 use super::tree::{Hash, leaf_hash, node_hash};
+use crate::progress::Progress;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hyper::body::Bytes;
@@ -224,15 +225,24 @@ pub async fn audit(
     vkey: &str,
     state_file: Option<&Path>,
 ) -> Result<AuditReport, AuditError> {
-    audit_with(base, vkey, state_file, &WitnessPolicy::default()).await
+    audit_with(
+        base,
+        vkey,
+        state_file,
+        &WitnessPolicy::default(),
+        &Progress::hidden(),
+    )
+    .await
 }
 
-/// Like [`audit`], and accepting a checkpoint only with the cosignatures `witnesses` asks for.
+/// Like [`audit`], and accepting a checkpoint only with the cosignatures `witnesses` asks for,
+/// reporting the leaves fetched to `progress`.
 pub async fn audit_with(
     base: &str,
     vkey: &str,
     state_file: Option<&Path>,
     witnesses: &WitnessPolicy,
+    progress: &Progress,
 ) -> Result<AuditReport, AuditError> {
     let base = base.trim_end_matches('/');
     let note = fetch(&format!("{base}/log/checkpoint")).await?;
@@ -288,6 +298,10 @@ pub async fn audit_with(
     // Fetch the entry tiles from the one holding the first leaf not yet seen.
     let (mut leaves_fetched, mut tiles_fetched) = (0, 0);
     let mut next = previous_size;
+    progress.phase(
+        "fetching and hashing leaves",
+        Some(checkpoint.size - previous_size),
+    );
     while next < checkpoint.size {
         let index = next / WIDTH;
         let start = index * WIDTH;
@@ -295,6 +309,7 @@ pub async fn audit_with(
         let path = TilePath::Entries { index, width }.to_path();
         let bundle = fetch(&format!("{base}/log/tile/{path}")).await?;
         tiles_fetched += 1;
+        progress.advance(checkpoint.size.min(start + WIDTH) - next);
         let leaves = parse_entry_bundle(&bundle)
             .map_err(|e| AuditError::Entries(format!("tile {path}: {e:?}")))?;
         if leaves.len() != usize::from(width) {

@@ -15,6 +15,7 @@ mod log;
 mod node;
 mod persisted;
 mod processes;
+mod progress;
 mod ratelimit;
 mod readme;
 mod schema;
