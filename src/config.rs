@@ -255,6 +255,21 @@ pub struct ServeArgs {
     /// by commas (for example `10.0.0.0/8,127.0.0.1`). Empty: the header is ignored.
     #[arg(long, env = "TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
+    /// The address people reach this server at (for example `https://tracker.example.org`):
+    /// the base of links in feeds, pages and webhook payloads. Empty: `http://` and the
+    /// request's `Host` header.
+    #[arg(long, env = "PUBLIC_URL", default_value = "", value_parser = parse_public_url)]
+    pub public_url: String,
+}
+
+/// `PUBLIC_URL`: empty, or an `http(s)://` address, kept without a trailing `/`.
+fn parse_public_url(raw: &str) -> Result<String, String> {
+    let url = raw.trim().trim_end_matches('/');
+    if url.is_empty() || url.starts_with("http://") || url.starts_with("https://") {
+        Ok(url.to_owned())
+    } else {
+        Err(format!("{raw:?} is not an http:// or https:// address"))
+    }
 }
 
 /// The transparency log's settings (DESIGN §10).
@@ -382,6 +397,8 @@ pub struct Settings {
     pub rate_limit_per_token: u32,
     /// Proxies trusted to name the client in `X-Forwarded-For`.
     pub trusted_proxies: Vec<Cidr>,
+    /// The address people reach the server at, without a trailing `/` (none: from `Host`).
+    pub public_url: Option<String>,
 }
 
 impl Settings {
@@ -425,6 +442,7 @@ impl Settings {
             rate_limit_per_ip: args.rate_limit_per_ip,
             rate_limit_per_token: args.rate_limit_per_token,
             trusted_proxies,
+            public_url: Some(args.public_url.clone()).filter(|u| !u.is_empty()),
         })
     }
 

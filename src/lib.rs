@@ -40,6 +40,8 @@ pub mod http;
 pub mod lifecycle;
 /// The figures `GET /metrics` serves.
 pub mod metrics;
+/// Open data: CSV exports and the Atom feed, for people who do not write GraphQL.
+pub mod opendata;
 /// Progress displays of long commands on a terminal.
 pub mod progress;
 /// The seed data set and its import.

@@ -16,6 +16,15 @@ macro_rules! text_enum {
             pub fn parse(s: &str) -> Option<Self> {
                 match s { $($text => Some($ty::$variant),)+ _ => None }
             }
+            /// The spelling for people: `REQUIRES_IMPROVEMENT` is "Requires improvement".
+            pub fn label(self) -> String {
+                let words = self.as_str().replace('_', " ").to_lowercase();
+                let mut chars = words.chars();
+                chars
+                    .next()
+                    .map(|first| first.to_uppercase().chain(chars).collect())
+                    .unwrap_or_default()
+            }
         }
     };
 }
@@ -170,6 +179,13 @@ mod tests {
             assert_eq!(EvidenceKind::parse(k.as_str()), Some(*k));
         }
         assert_eq!(AssessorKind::parse("SELF"), None);
+    }
+
+    #[test]
+    fn labels_are_the_panels_words() {
+        assert_eq!(Rating::RequiresImprovement.label(), "Requires improvement");
+        assert_eq!(Rating::Inadequate.label(), "Inadequate");
+        assert_eq!(DeliveryStatus::NotOnTrack.label(), "Not on track");
     }
 
     #[test]

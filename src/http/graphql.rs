@@ -8,8 +8,7 @@
 //! validation or a limit) answers `400` without `data`; under `application/json` every
 //! GraphQL answer is `200`. A body that is not a GraphQL request at all is `400` under both.
 
-use super::{AppState, authenticate, error_response, request_id};
-use crate::auth::bearer;
+use super::{AppState, error_response, request_id};
 use crate::graphql::RequestInfo;
 use crate::graphql::error::ApiError;
 use crate::graphql::limits::has_mutation;
@@ -168,7 +167,7 @@ impl Params {
 }
 
 /// The pairs of an `application/x-www-form-urlencoded` string, decoded.
-fn form_pairs(raw: &str) -> impl Iterator<Item = (String, String)> + '_ {
+pub(crate) fn form_pairs(raw: &str) -> impl Iterator<Item = (String, String)> + '_ {
     raw.split('&').filter(|p| !p.is_empty()).map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (percent_decode(k), percent_decode(v))
@@ -281,28 +280,10 @@ async fn execute(
     media: Media,
     read_only: bool,
 ) -> Response {
-    let token = match headers
-        .get(header::AUTHORIZATION)
-        .map(|v| v.to_str().ok().and_then(bearer))
-    {
-        None => None,
-        Some(Some(token)) => Some(token),
-        Some(None) => {
-            let err = ApiError::Unauthenticated("Authorization must be `Bearer <token>`".into());
-            return error_response(StatusCode::UNAUTHORIZED, err);
-        }
-    };
-    let actor = match authenticate(&state.tokens, &state.pool, token).await {
+    let actor = match super::reader(state, headers).await {
         Ok(actor) => actor,
-        Err(err @ ApiError::Unauthenticated(_)) => {
-            return error_response(StatusCode::UNAUTHORIZED, err);
-        }
-        Err(err) => return error_response(StatusCode::SERVICE_UNAVAILABLE, err),
+        Err(refusal) => return refusal,
     };
-    if actor.is_none() && state.settings.require_token_for_reads {
-        let err = ApiError::Unauthenticated("this server requires a token for reads too".into());
-        return error_response(StatusCode::UNAUTHORIZED, err);
-    }
     let info = RequestInfo {
         actor,
         request_id: request_id(headers),

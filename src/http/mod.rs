@@ -9,14 +9,19 @@
 //! | `GET /healthz`, `GET /readyz` (and `/health`, the same as `/readyz`) | [`health`] |
 //! | `GET /metrics` | [`metrics`] (Prometheus) |
 //! | `GET /log/checkpoint`, `/log/key`, `/log/tile/…` | [`log`] (the transparency log) |
+//! | `GET /export/{commitments,assessments,evidence,events}.csv` | [`export`] (CSV) |
+//! | `GET /feeds/assessments.atom` | [`feeds`] (Atom) |
 //!
 //! Every route but health and metrics is rate limited ([`ratelimit`]).
 
+pub mod export;
+pub mod feeds;
 pub mod graphiql;
 pub mod graphql;
 pub mod health;
 pub mod log;
 pub mod metrics;
+pub mod params;
 pub mod ratelimit;
 pub mod ws;
 
@@ -85,6 +90,8 @@ pub fn router(state: AppState) -> Router {
         .route("/log/checkpoint", get(log::checkpoint))
         .route("/log/key", get(log::key))
         .route("/log/tile/{*path}", get(log::tile))
+        .route("/export/{file}", get(export::csv))
+        .route("/feeds/assessments.atom", get(feeds::assessments))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             ratelimit::limit,
@@ -131,6 +138,57 @@ pub fn request_id(headers: &HeaderMap) -> Option<String> {
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
+}
+
+/// Who reads: the bearer token's actor, or nobody. Refused (as the answer to send) when the
+/// header is malformed, the token is not valid, or the server wants a token for reads and
+/// none came.
+pub async fn reader(state: &AppState, headers: &HeaderMap) -> Result<Option<Actor>, Response> {
+    let token = match headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().ok().and_then(crate::auth::bearer))
+    {
+        None => None,
+        Some(Some(token)) => Some(token),
+        Some(None) => {
+            let err = ApiError::Unauthenticated("Authorization must be `Bearer <token>`".into());
+            return Err(error_response(StatusCode::UNAUTHORIZED, err));
+        }
+    };
+    let actor = match authenticate(&state.tokens, &state.pool, token).await {
+        Ok(actor) => actor,
+        Err(err @ ApiError::Unauthenticated(_)) => {
+            return Err(error_response(StatusCode::UNAUTHORIZED, err));
+        }
+        Err(err) => return Err(error_response(StatusCode::SERVICE_UNAVAILABLE, err)),
+    };
+    if actor.is_none() && state.settings.require_token_for_reads {
+        let err = ApiError::Unauthenticated("this server requires a token for reads too".into());
+        return Err(error_response(StatusCode::UNAUTHORIZED, err));
+    }
+    Ok(actor)
+}
+
+/// The address people reach the server at, without a trailing `/`: `PUBLIC_URL`, or
+/// `http://` and the request's `Host` when that is a plain host name (and port), or the
+/// listening address.
+pub fn public_base(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.settings.public_url {
+        return url.clone();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        });
+    match host {
+        Some(host) => format!("http://{host}"),
+        None => format!("http://{}", state.settings.listen),
+    }
 }
 
 /// Resolves a presented token. `Ok(None)`: no token; `Err`: a token that is not valid.

@@ -252,25 +252,8 @@ async fn scrape(base: &str) -> Value {
         .text()
         .await
         .unwrap();
-    let python = crate::tools::tests_dir("python").join(".venv/bin/python");
-    let mut child = tokio::process::Command::new(python)
-        .arg(crate::tools::tests_dir("python").join("parse_metrics.py"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use tokio::io::AsyncWriteExt;
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(text.as_bytes()).await.unwrap();
-    drop(stdin);
-    let output = child.wait_with_output().await.unwrap();
-    assert!(
-        output.status.success(),
-        "the parser refused /metrics: {}\n{text}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    let stdout = crate::tools::python_stdin("parse_metrics.py", text.as_bytes()).await;
+    serde_json::from_slice(&stdout).unwrap()
 }
 
 /// The value of the sample `name` with `labels` (0 when absent).

@@ -13,6 +13,7 @@ mod lists;
 mod live;
 mod log;
 mod node;
+mod opendata;
 mod persisted;
 mod processes;
 mod progress;

@@ -28,8 +28,31 @@ pub async fn install(folder: &str, args: &[&str]) {
     assert!(status.success(), "installing the {folder} clients failed");
 }
 
+/// Runs a Python script of tests/python in its virtual environment with `input` on standard
+/// input, returning its standard output; fails the test with its errors when it fails.
+pub async fn python_stdin(script: &str, input: &[u8]) -> Vec<u8> {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(tests_dir("python").join(".venv/bin/python"))
+        .arg(tests_dir("python").join(script))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).await.unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().await.unwrap();
+    assert!(
+        output.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
 /// An app with the NHS data loaded.
-async fn seeded_app() -> TestApp {
+pub async fn seeded_app() -> TestApp {
     let app = spawn_app().await;
     commitment_tracker::seed::import(&app.commands().await, &seed_file())
         .await

@@ -3,10 +3,12 @@
 //! rows and their decoding are in `rows`, the queries over the projections in `state`, those
 //! over the log in `log`.
 
+mod export;
 mod log;
 mod rows;
 mod state;
 
+pub use export::*;
 pub use log::*;
 pub use rows::*;
 pub use state::*;
