@@ -260,6 +260,23 @@ pub struct ServeArgs {
     /// request's `Host` header.
     #[arg(long, env = "PUBLIC_URL", default_value = "", value_parser = parse_public_url)]
     pub public_url: String,
+    /// Let webhooks deliver to private, loopback and link-local addresses (refused by
+    /// default: nobody can aim the server at what stands behind its firewall).
+    #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE", default_value_t = false)]
+    pub webhook_allow_private: bool,
+    /// The delay (ms) before the first retry of a failed webhook delivery; each further
+    /// retry doubles it.
+    #[arg(long, env = "WEBHOOK_RETRY_BASE_MS", default_value_t = 1000)]
+    pub webhook_retry_base_ms: u64,
+    /// The longest delay (s) between two attempts at a webhook delivery.
+    #[arg(long, env = "WEBHOOK_RETRY_MAX_SECS", default_value_t = 3600)]
+    pub webhook_retry_max_secs: u64,
+    /// Failed attempts in a row after which a webhook is paused until an admin resumes it.
+    #[arg(long, env = "WEBHOOK_PAUSE_AFTER_FAILURES", default_value_t = 15)]
+    pub webhook_pause_after_failures: u32,
+    /// How long (s) one webhook delivery (connect, send, answer) may take.
+    #[arg(long, env = "WEBHOOK_TIMEOUT_SECS", default_value_t = 10)]
+    pub webhook_timeout_secs: u64,
 }
 
 /// `PUBLIC_URL`: empty, or an `http(s)://` address, kept without a trailing `/`.
@@ -399,6 +416,8 @@ pub struct Settings {
     pub trusted_proxies: Vec<Cidr>,
     /// The address people reach the server at, without a trailing `/` (none: from `Host`).
     pub public_url: Option<String>,
+    /// Webhook checks and deliveries.
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl Settings {
@@ -443,6 +462,14 @@ impl Settings {
             rate_limit_per_token: args.rate_limit_per_token,
             trusted_proxies,
             public_url: Some(args.public_url.clone()).filter(|u| !u.is_empty()),
+            webhooks: crate::webhooks::WebhookSettings {
+                allow_private: args.webhook_allow_private,
+                retry_base: Duration::from_millis(args.webhook_retry_base_ms.max(1)),
+                retry_cap: Duration::from_secs(args.webhook_retry_max_secs.max(1)),
+                pause_after: args.webhook_pause_after_failures.max(1),
+                timeout: Duration::from_secs(args.webhook_timeout_secs.max(1)),
+                concurrency: 16,
+            },
         })
     }
 

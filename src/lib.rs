@@ -56,3 +56,5 @@ pub mod store;
 pub mod telemetry;
 /// The transparency log: Merkle tree, proofs and signed checkpoints, without I/O.
 pub mod tlog;
+/// Webhooks: signed deliveries of events to registered addresses, at least once, in order.
+pub mod webhooks;

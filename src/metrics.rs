@@ -117,6 +117,25 @@ fn describe() {
         "http_rate_limited_total",
         "Requests and WebSocket messages refused by a rate limit, by scope (address, token)"
     );
+    describe_counter!(
+        "webhook_deliveries_total",
+        "Webhook delivery attempts, by outcome (delivered: a 2xx answer; failed)"
+    );
+    describe_counter!(
+        "webhooks_paused_total",
+        "Webhooks paused after too many failed deliveries in a row"
+    );
+}
+
+/// One webhook delivery attempt.
+pub fn webhook_delivery(delivered: bool) {
+    let outcome = if delivered { "delivered" } else { "failed" };
+    metrics::counter!("webhook_deliveries_total", "outcome" => outcome).increment(1);
+}
+
+/// A webhook paused.
+pub fn webhook_paused() {
+    metrics::counter!("webhooks_paused_total").increment(1);
 }
 
 /// One GraphQL operation answered.

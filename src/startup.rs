@@ -90,6 +90,7 @@ impl Application {
             max_page: settings.max_page_size,
             tokens: tokens.clone(),
             log: log_info.clone(),
+            webhooks: settings.webhooks.clone(),
         });
         let limits = Limits {
             max_depth: settings.max_query_depth,
@@ -183,6 +184,12 @@ impl Application {
             }
             .instrument(tracing::info_span!("log_sequencer")),
         );
+        let (pool, feed_handle) = (self.pool.clone(), self.feed.clone());
+        let webhook_settings = self.settings.webhooks.clone();
+        let webhooks = tokio::spawn(
+            crate::webhooks::dispatcher::run(pool, feed_handle, webhook_settings, stop_rx.clone())
+                .instrument(tracing::info_span!("webhooks")),
+        );
         let lifecycle = self.lifecycle.clone();
         let drain = self.settings.shutdown_drain;
         let grace = self.settings.shutdown_grace;
@@ -229,6 +236,7 @@ impl Application {
         drop(stop_rx);
         let _ = tokio::time::timeout(grace.max(std::time::Duration::from_secs(1)), feed).await;
         let _ = tokio::time::timeout(grace.max(std::time::Duration::from_secs(1)), sequencer).await;
+        let _ = tokio::time::timeout(grace.max(std::time::Duration::from_secs(1)), webhooks).await;
         tracing::info!("stopped");
         result
     }

@@ -57,6 +57,8 @@ pub struct SchemaDeps {
     pub tokens: Arc<TokenCache>,
     /// The transparency log's key and quorum.
     pub log: Arc<crate::http::log::LogInfo>,
+    /// How webhooks are checked and delivered.
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 /// Requires a token with the admin role on the request.
@@ -108,6 +110,7 @@ pub fn build_schemas(deps: SchemaDeps) -> Schemas {
             .data(deps.scorecard_rule)
             .data(deps.tokens.clone())
             .data(deps.log.clone())
+            .data(deps.webhooks.clone())
             .data(loader.clone())
             .data(types::PageLimit(deps.max_page))
             .data(recent.clone());

@@ -56,6 +56,20 @@ async fn evidence(ctx: &Context<'_>, id: Uuid) -> ApiResult<Evidence> {
         .api()
 }
 
+/// A webhook to create.
+#[derive(async_graphql::InputObject)]
+pub struct CreateWebhookInput {
+    /// An `http://` or `https://` address on the public internet (private and loopback
+    /// addresses are refused unless the server allows them).
+    pub url: String,
+    /// Event types to deliver, e.g. `["CommitmentAssessed"]`; empty: every type.
+    #[graphql(default)]
+    pub event_types: Vec<String>,
+    /// What it is for (at most 500 characters).
+    #[graphql(default)]
+    pub description: String,
+}
+
 /// A token just created: shown this once.
 #[derive(async_graphql::SimpleObject)]
 pub struct CreatedToken {
@@ -125,6 +139,64 @@ impl Mutation {
             id: async_graphql::ID(id.to_string()),
             token,
         })
+    }
+
+    /// Registers a webhook (admin): every event of `eventTypes` (none: every type)
+    /// committed from now on is POSTed to `url`, signed as Standard Webhooks v1 says, at least
+    /// once and in committed order. The answer holds the signing secret, shown this once.
+    async fn create_webhook(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateWebhookInput,
+    ) -> ApiResult<super::types::CreatedWebhook> {
+        super::require_admin(ctx)?;
+        let actor = ctx.data::<RequestInfo>()?.actor.as_ref();
+        let created = crate::webhooks::create(
+            ctx.data::<PgPool>()?,
+            ctx.data::<crate::webhooks::WebhookSettings>()?,
+            &input.url,
+            &input.event_types,
+            &input.description,
+            actor.map(|a| a.token_id),
+        )
+        .await
+        .map_err(|e| match e {
+            crate::webhooks::CreateError::Invalid { field, message } => {
+                ApiError::bad_input(field, message)
+            }
+            crate::webhooks::CreateError::Store(e) => e.into(),
+        })
+        .api()?;
+        Ok(super::types::CreatedWebhook {
+            webhook: super::types::Webhook(created.webhook),
+            secret: created.secret,
+        })
+    }
+
+    /// Deletes a webhook and its delivery log (admin); deliveries stop. False if there was
+    /// none.
+    async fn delete_webhook(&self, ctx: &Context<'_>, id: async_graphql::ID) -> ApiResult<bool> {
+        super::require_admin(ctx)?;
+        let id = super::inputs::parse_id("id", &id).api()?;
+        crate::store::webhooks::delete(ctx.data::<PgPool>()?, id)
+            .await
+            .api()
+    }
+
+    /// Starts a paused webhook again (admin), from the event that failed.
+    async fn resume_webhook(
+        &self,
+        ctx: &Context<'_>,
+        id: async_graphql::ID,
+    ) -> ApiResult<super::types::Webhook> {
+        super::require_admin(ctx)?;
+        let id = super::inputs::parse_id("id", &id).api()?;
+        crate::store::webhooks::resume(ctx.data::<PgPool>()?, id)
+            .await
+            .api()?
+            .map(super::types::Webhook)
+            .ok_or_else(|| ApiError::NotFound(format!("no webhook {id}")))
+            .api()
     }
 
     /// Revokes a token (admin); it is refused from then on. False if it was not active.

@@ -220,6 +220,25 @@ impl Query {
             .collect())
     }
 
+    /// Every webhook (admin), newest first.
+    async fn webhooks(&self, ctx: &Context<'_>) -> ApiResult<Vec<super::types::Webhook>> {
+        crate::graphql::require_admin(ctx)?;
+        let list = crate::store::webhooks::list(ctx.data::<PgPool>()?)
+            .await
+            .api()?;
+        Ok(list.into_iter().map(super::types::Webhook).collect())
+    }
+
+    /// One webhook (admin), with its latest deliveries.
+    async fn webhook(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<super::types::Webhook>> {
+        crate::graphql::require_admin(ctx)?;
+        let id = parse_id("id", &id).api()?;
+        Ok(crate::store::webhooks::get(ctx.data::<PgPool>()?, id)
+            .await
+            .api()?
+            .map(super::types::Webhook))
+    }
+
     /// Tamper evidence (admin): recomputes every stream's hash chain and compares the
     /// projections with a fresh replay of the log.
     async fn verify(&self, ctx: &Context<'_>) -> ApiResult<VerifyReport> {

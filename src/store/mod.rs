@@ -16,6 +16,7 @@ pub mod replay;
 pub mod tokens;
 pub mod tree;
 pub mod verify;
+pub mod webhooks;
 
 use crate::domain::DomainError;
 use sqlx::migrate::MigrateDatabase;

@@ -27,5 +27,6 @@ mod subscriptions;
 mod timetravel;
 mod tlog;
 mod tools;
+mod webhooks;
 mod witness;
 mod writes;

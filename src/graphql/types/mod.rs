@@ -8,6 +8,7 @@ mod history;
 mod log;
 mod scorecard;
 mod token;
+mod webhook;
 
 pub use assessment::*;
 pub use commitment::*;
@@ -17,6 +18,7 @@ pub use log::{Checkpoint, InclusionProof};
 pub(crate) use log::{checkpoint, consistency_proof, event_at};
 pub use scorecard::*;
 pub use token::*;
+pub use webhook::*;
 
 use super::error::{ApiResult, OrApi};
 use super::loaders::{
