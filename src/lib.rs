@@ -42,6 +42,8 @@ pub mod lifecycle;
 pub mod metrics;
 /// Open data: CSV exports and the Atom feed, for people who do not write GraphQL.
 pub mod opendata;
+/// The pages: the scorecard and each commitment's verdict timeline, rendered on the server.
+pub mod pages;
 /// Progress displays of long commands on a terminal.
 pub mod progress;
 /// The seed data set and its import.

@@ -11,6 +11,7 @@
 //! | `GET /log/checkpoint`, `/log/key`, `/log/tile/…` | [`log`] (the transparency log) |
 //! | `GET /export/{commitments,assessments,evidence,events}.csv` | [`export`] (CSV) |
 //! | `GET /feeds/assessments.atom` | [`feeds`] (Atom) |
+//! | `GET /`, `GET /commitments/<slug>`, `/assets/…` | [`pages`] (HTML) |
 //!
 //! Every route but health and metrics is rate limited ([`ratelimit`]).
 
@@ -21,6 +22,7 @@ pub mod graphql;
 pub mod health;
 pub mod log;
 pub mod metrics;
+pub mod pages;
 pub mod params;
 pub mod ratelimit;
 pub mod ws;
@@ -92,6 +94,9 @@ pub fn router(state: AppState) -> Router {
         .route("/log/tile/{*path}", get(log::tile))
         .route("/export/{file}", get(export::csv))
         .route("/feeds/assessments.atom", get(feeds::assessments))
+        .route("/", get(pages::home))
+        .route("/commitments/{slug}", get(pages::commitment))
+        .route("/assets/{file}", get(pages::asset))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             ratelimit::limit,

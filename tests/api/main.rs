@@ -14,6 +14,7 @@ mod live;
 mod log;
 mod node;
 mod opendata;
+mod pages;
 mod persisted;
 mod processes;
 mod progress;

@@ -41,6 +41,10 @@ impl ServerProcess {
                     database_url.rsplit('/').next().unwrap_or_default()
                 )),
             )
+            // Every test's client is one address driving the server hard; the limits have tests
+            // of their own (tests/api/ratelimit.rs), which set them.
+            .env("RATE_LIMIT_PER_IP", "0")
+            .env("RATE_LIMIT_PER_TOKEN", "0")
             // The caller's settings last, so that they override the ones above.
             .envs(env.iter().copied())
             .stdout(Stdio::null())

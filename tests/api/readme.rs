@@ -1,7 +1,7 @@
 //! The README's examples run as written, in order, on a fresh database with the NHS data
 //! loaded; each `<…>` is replaced with what the example before it answered.
 
-use crate::helpers::{seed_file, spawn_app};
+use crate::helpers::{seed_file, spawn_app_with};
 use crate::subscriptions::Client;
 use serde_json::json;
 
@@ -18,15 +18,16 @@ fn examples() -> Vec<String> {
 
 #[tokio::test]
 async fn the_readme_examples_run_as_written_in_order() {
-    let app = spawn_app().await;
+    // The webhook example's address stands for the reader's own: here, one on this machine.
+    let app = spawn_app_with(|s| s.webhooks.allow_private = true).await;
     commitment_tracker::seed::import(&app.commands().await, &seed_file())
         .await
         .unwrap();
     let examples = examples();
     assert_eq!(
         examples.len(),
-        5,
-        "query, mutation, subscription, time travel, erasure"
+        6,
+        "query, mutation, subscription, time travel, erasure, webhook"
     );
 
     let data = app.ok(&examples[0], json!({})).await;
@@ -63,4 +64,17 @@ async fn the_readme_examples_run_as_written_in_order() {
     assert_eq!(data["erasePersonalData"]["erasedValues"], 1, "{data}");
     let again = app.ok(&examples[4], json!({})).await;
     assert_eq!(again, data);
+
+    let webhook = examples[5].replace(
+        "https://newsroom.example.org/hooks/nhs",
+        "http://127.0.0.1:9/hooks/nhs",
+    );
+    let data = app.ok(&webhook, json!({})).await;
+    assert!(
+        data["createWebhook"]["secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("whsec_")
+    );
+    assert_eq!(data["createWebhook"]["webhook"]["state"], "ACTIVE");
 }

@@ -62,7 +62,7 @@ pub async fn seeded_app() -> TestApp {
 
 /// Runs a client program against `app`; returns the JSON lines it printed, failing the test
 /// with its output when it fails.
-async fn run_client(
+pub async fn run_client(
     app: &TestApp,
     program: &Path,
     script: &Path,

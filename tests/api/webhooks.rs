@@ -112,8 +112,6 @@ async fn every_event_arrives_signed_once_deduplicated_and_in_order_across_failur
         ("WEBHOOK_ALLOW_PRIVATE", "true"),
         ("WEBHOOK_RETRY_BASE_MS", "20"),
         ("WEBHOOK_RETRY_MAX_SECS", "1"),
-        ("RATE_LIMIT_PER_IP", "0"),
-        ("RATE_LIMIT_PER_TOKEN", "0"),
     ];
     let server = ServerProcess::start_with(&db.url, "info,sqlx=warn", &env).await;
     let pool = commitment_tracker::store::connect(&db.url, 2)

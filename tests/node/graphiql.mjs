@@ -7,13 +7,10 @@
 // README's first example), CHROMIUM (the browser; default /usr/bin/chromium), SCREENSHOT (a
 // file to write the last screen to, optional). Prints one JSON line per check; exits
 // non-zero on the first failed one.
-import puppeteer from 'puppeteer-core';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import * as shared from './browser.mjs';
+import { launch } from './browser.mjs';
 
 const { SERVER_URL, TOKEN, README_QUERY, SCREENSHOT } = process.env;
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 if (!SERVER_URL || !TOKEN || !README_QUERY) {
   console.error('SERVER_URL, TOKEN and README_QUERY are required');
   process.exit(2);
@@ -25,27 +22,9 @@ function report(check, details = {}) {
   console.log(JSON.stringify({ check, ok: true, ...details }));
 }
 
-async function gql(query, variables, token) {
-  const response = await fetch(`${SERVER_URL}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = await response.json();
-  if (body.errors) throw new Error(JSON.stringify(body.errors));
-  return body.data;
-}
+const gql = (query, variables, token) => shared.gql(SERVER_URL, query, variables, token);
 
-const profile = mkdtempSync(join(tmpdir(), 'graphiql-chromium-'));
-const browser = await puppeteer.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    `--user-data-dir=${profile}`,
-  ],
-});
+const { browser, close } = await launch('graphiql');
 let page;
 try {
   page = await browser.newPage();
@@ -156,7 +135,6 @@ try {
   report('no request left this server', { websockets: sockets });
 } finally {
   if (SCREENSHOT && page) await page.screenshot({ path: SCREENSHOT }).catch(() => {});
-  await browser.close();
-  rmSync(profile, { recursive: true, force: true });
+  await close();
 }
 process.exit(0);
