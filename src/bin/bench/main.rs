@@ -14,7 +14,8 @@
 //! ordering    [--writers 32] [--appends 200]
 //! log         [--clients 32] [--seconds 10] [--rounds 2] [--leaves 1000000] [--proofs 2000]
 //!             [--new-events 1000]
-//! all         every scenario but ordering and log, with its defaults
+//! export      [--events 100000]
+//! all         every scenario but ordering, log and export, with its defaults
 //! ```
 //!
 //! `BENCH_DATABASE_URL` names the PostgreSQL server (no database name; default
@@ -23,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 mod append;
+mod export;
 mod fanout;
 mod log;
 mod ordering;
@@ -139,8 +141,7 @@ fn log_args(f: &mut Flags) -> anyhow::Result<log::LogArgs> {
     })
 }
 
-const USAGE: &str =
-    "usage: bench <append|read|fanout|rebuild|timetravel|ordering|log|all> [--flag value ...]";
+const USAGE: &str = "usage: bench <append|read|fanout|rebuild|timetravel|ordering|log|export|all> [--flag value ...]";
 
 async fn run(scenario: &str, mut flags: Flags, server: &str) -> anyhow::Result<()> {
     let print = |v: serde_json::Value| println!("{v}");
@@ -175,6 +176,11 @@ async fn run(scenario: &str, mut flags: Flags, server: &str) -> anyhow::Result<(
             let appends = flags.usize("appends", 200)?;
             flags.finish()?;
             print(ordering::run(server, writers, appends).await?);
+        }
+        "export" => {
+            let events = flags.usize("events", 100_000)?;
+            flags.finish()?;
+            print(export::run(server, &export::ExportArgs { events }).await?);
         }
         "log" => {
             let a = log_args(&mut flags)?;
