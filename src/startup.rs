@@ -110,6 +110,9 @@ impl Application {
         let router = router(AppState {
             pool: pool.clone(),
             ws_connections: ws_connections.clone(),
+            exports: Arc::new(Semaphore::new(crate::opendata::export::concurrent_exports(
+                settings.db_max_connections,
+            ))),
             lifecycle: lifecycle.clone(),
             hub: Arc::new(Hub::new(live.clone())),
             tokens,

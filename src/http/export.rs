@@ -34,7 +34,17 @@ pub async fn csv(
         }
         Err(err) => return error_response(StatusCode::BAD_REQUEST, err),
     };
-    let rx = match export::start(state.pool.clone(), export).await {
+    let Ok(permit) = state.exports.clone().try_acquire_owned() else {
+        let err = ApiError::RateLimited {
+            retry_after_secs: 1,
+        };
+        let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, err);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
+    let rx = match export::start(state.pool.clone(), export, permit).await {
         Ok(rx) => rx,
         Err(e) => {
             tracing::error!(error = %e, "a CSV export could not start");

@@ -65,6 +65,9 @@ pub struct AppState {
     pub settings: Settings,
     /// One permit per open WebSocket connection.
     pub ws_connections: Arc<Semaphore>,
+    /// One permit per CSV export in progress: each holds a database connection while it
+    /// streams, so they may take only part of the pool.
+    pub exports: Arc<Semaphore>,
     /// Subscriptions shared between connections.
     pub hub: Arc<Hub<Gateway>>,
     /// Tokens recently checked.

@@ -27,6 +27,15 @@ use uuid::Uuid;
 const CHUNK: usize = 32 * 1024;
 /// Chunks in flight between the statement and the client.
 const CHUNKS_IN_FLIGHT: usize = 4;
+/// How long a client may leave a chunk unread before its export is ended (and its database
+/// connection given back).
+const STALL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Exports that may run at once with a pool of `pool_size` connections: a quarter of them (at
+/// least one), so that exports never starve the API of connections.
+pub fn concurrent_exports(pool_size: u32) -> usize {
+    (pool_size as usize / 4).max(1)
+}
 
 /// The columns of `commitments.csv`.
 pub const COMMITMENT_HEADERS: &[&str] = &[
@@ -151,7 +160,11 @@ pub type Chunk = Result<Bytes, std::io::Error>;
 /// Prepares an export: a time-travel export folds its view of the log here, so that a bad
 /// database answer is an error status rather than a cut-off body. Then the rows are written
 /// by a task while the receiver is read.
-pub async fn start(pool: PgPool, export: Export) -> Result<mpsc::Receiver<Chunk>, StoreError> {
+pub async fn start(
+    pool: PgPool,
+    export: Export,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> Result<mpsc::Receiver<Chunk>, StoreError> {
     let time = export.time();
     let view = if time.is_live() {
         None
@@ -160,6 +173,7 @@ pub async fn start(pool: PgPool, export: Export) -> Result<mpsc::Receiver<Chunk>
     };
     let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
     tokio::spawn(async move {
+        let _permit = permit;
         let mut sink = Sink {
             csv: CsvWriter::with_capacity(CHUNK + 4096),
             tx,
@@ -192,14 +206,17 @@ impl Sink {
     async fn row_written(&mut self) -> bool {
         if self.csv.len() >= CHUNK {
             let chunk = Bytes::from(self.csv.take());
-            self.open = self.tx.send(Ok(chunk)).await.is_ok();
+            self.open = self.tx.send_timeout(Ok(chunk), STALL).await.is_ok();
         }
         self.open
     }
 
     async fn flush(mut self) {
         if self.open && !self.csv.is_empty() {
-            let _ = self.tx.send(Ok(Bytes::from(self.csv.take()))).await;
+            let _ = self
+                .tx
+                .send_timeout(Ok(Bytes::from(self.csv.take())), STALL)
+                .await;
         }
     }
 }
