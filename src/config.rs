@@ -277,6 +277,10 @@ pub struct ServeArgs {
     /// How long (s) one webhook delivery (connect, send, answer) may take.
     #[arg(long, env = "WEBHOOK_TIMEOUT_SECS", default_value_t = 10)]
     pub webhook_timeout_secs: u64,
+    /// `max-age` (s) of anonymous `GET /graphql` answers: how long a shared cache may serve
+    /// one without asking again (0: it asks every time, and gets 304 while nothing changed).
+    #[arg(long, env = "CACHE_MAX_AGE_SECS", default_value_t = 0)]
+    pub cache_max_age_secs: u64,
 }
 
 /// `PUBLIC_URL`: empty, or an `http(s)://` address, kept without a trailing `/`.
@@ -418,6 +422,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// Webhook checks and deliveries.
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// `max-age` of anonymous reads.
+    pub cache_max_age_secs: u64,
 }
 
 impl Settings {
@@ -470,6 +476,7 @@ impl Settings {
                 timeout: Duration::from_secs(args.webhook_timeout_secs.max(1)),
                 concurrency: 16,
             },
+            cache_max_age_secs: args.cache_max_age_secs,
         })
     }
 

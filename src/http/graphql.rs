@@ -8,7 +8,7 @@
 //! validation or a limit) answers `400` without `data`; under `application/json` every
 //! GraphQL answer is `200`. A body that is not a GraphQL request at all is `400` under both.
 
-use super::{AppState, error_response, request_id};
+use super::{AppState, caching, error_response, request_id};
 use crate::graphql::RequestInfo;
 use crate::graphql::error::ApiError;
 use crate::graphql::limits::has_mutation;
@@ -30,6 +30,14 @@ pub enum Media {
 }
 
 impl Media {
+    /// The media type's name.
+    fn name(self) -> &'static str {
+        match self {
+            Media::GraphQLResponse => "application/graphql-response+json",
+            Media::Json => "application/json",
+        }
+    }
+
     fn content_type(self) -> HeaderValue {
         HeaderValue::from_static(match self {
             Media::GraphQLResponse => "application/graphql-response+json; charset=utf-8",
@@ -227,7 +235,7 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         Err(_) => Err(ApiError::bad_input("body", "not valid JSON")),
     };
     match params.and_then(Params::into_request) {
-        Ok(request) => execute(&state, &headers, request, media, false).await,
+        Ok(request) => execute(&state, &headers, request, media, false, None).await,
         Err(err) => answer_refusal(media, StatusCode::BAD_REQUEST, err),
     }
 }
@@ -258,10 +266,38 @@ pub async fn get(
     let Some(media) = negotiate(&headers) else {
         return not_acceptable();
     };
-    match Params::from_query_string(&raw).and_then(Params::into_request) {
-        Ok(request) => execute(&state, &headers, request, media, true).await,
-        Err(err) => answer_refusal(media, StatusCode::BAD_REQUEST, err),
+    let request = match Params::from_query_string(&raw).and_then(Params::into_request) {
+        Ok(request) => request,
+        Err(err) => return answer_refusal(media, StatusCode::BAD_REQUEST, err),
+    };
+    if headers.contains_key(header::AUTHORIZATION) {
+        let mut response = execute(&state, &headers, request, media, true, None).await;
+        caching::private(response.headers_mut());
+        return response;
     }
+    // An anonymous read: tagged with the log position read before it runs, so the answer
+    // holds at least everything the tag says; a tag the client holds is current only while
+    // nothing has been written since.
+    let etag = match crate::store::position::current(&state.pool).await {
+        Ok(position) => Some(caching::etag(position, &raw, media.name())),
+        Err(e) => {
+            tracing::warn!(error = %e, "no log position: answering without a tag");
+            None
+        }
+    };
+    if let Some(etag) = &etag
+        && caching::not_modified(&headers, etag)
+    {
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        caching::public(
+            response.headers_mut(),
+            etag,
+            state.settings.cache_max_age_secs,
+        );
+        return response;
+    }
+    execute(&state, &headers, request, media, true, etag.as_deref()).await
 }
 
 fn not_acceptable() -> Response {
@@ -273,13 +309,20 @@ fn not_acceptable() -> Response {
 }
 
 /// Authenticates, prepares (persisted query, parse, limits) and runs one request.
+/// `etag`, for an anonymous read, is the tag its answer is given when it succeeds.
 async fn execute(
     state: &AppState,
     headers: &HeaderMap,
     request: async_graphql::Request,
     media: Media,
     read_only: bool,
+    etag: Option<&str>,
 ) -> Response {
+    // A read after one's own write: every answer here comes from the primary, which holds
+    // every position it has given out, so a well-formed position is always reached.
+    if let Err(err) = caching::min_position(headers) {
+        return answer_refusal(media, StatusCode::BAD_REQUEST, err);
+    }
     let actor = match super::reader(state, headers).await {
         Ok(actor) => actor,
         Err(refusal) => return refusal,
@@ -300,8 +343,29 @@ async fn execute(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
+    let mutation = has_mutation(prepared.document());
     let prepared = prepared.with_data(info);
-    answer(media, state.gateway.run(prepared).await)
+    let mut response = state.gateway.run(prepared).await;
+    if mutation && response.is_ok() {
+        // Read after the commit, so the position includes it.
+        match crate::store::position::current(&state.pool).await {
+            Ok(position) => {
+                response
+                    .extensions
+                    .insert("logPosition".into(), GqlValue::String(position.to_string()));
+            }
+            Err(e) => tracing::warn!(error = %e, "no log position for a mutation's answer"),
+        }
+    }
+    let ok = response.is_ok();
+    let mut http = answer(media, response);
+    if let Some(etag) = etag
+        && ok
+        && http.status() == StatusCode::OK
+    {
+        caching::public(http.headers_mut(), etag, state.settings.cache_max_age_secs);
+    }
+    http
 }
 
 /// A GraphQL answer as the specification's body: `data` only when execution started.

@@ -15,6 +15,7 @@
 //!
 //! Every route but health and metrics is rate limited ([`ratelimit`]).
 
+pub mod caching;
 pub mod export;
 pub mod feeds;
 pub mod graphiql;

@@ -9,6 +9,7 @@ pub mod feed;
 pub mod idempotency;
 pub mod persisted;
 pub mod personal;
+pub mod position;
 pub mod projections;
 pub mod read;
 pub mod rebuild;

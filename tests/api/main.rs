@@ -1,6 +1,7 @@
 //! API tests: a real server over real HTTP and WebSocket, a fresh database per test.
 
 mod bench;
+mod caching;
 mod clients;
 mod embedded;
 mod erasure;

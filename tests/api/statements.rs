@@ -5,7 +5,7 @@
 //! counts them per thread: each test runs its server on its own single-threaded runtime, so
 //! the count is the test's own even when tests share a process. The feed's own reads are
 //! left out (they run under the `feed_reader` / `feed_listener` spans), as are the log
-//! sequencer's (under `log_sequencer`).
+//! sequencer's (under `log_sequencer`) and the webhook dispatcher's (under `webhooks`).
 
 use crate::helpers::spawn_app;
 use serde_json::json;
@@ -27,7 +27,10 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<S> for Co
             return;
         }
         let in_feed = ctx.event_scope(event).is_some_and(|mut scope| {
-            scope.any(|span| span.name().starts_with("feed_") || span.name().starts_with("log_"))
+            scope.any(|span| {
+                let name = span.name();
+                name.starts_with("feed_") || name.starts_with("log_") || name == "webhooks"
+            })
         });
         if !in_feed {
             STATEMENTS.with(|c| c.set(c.get() + 1));
@@ -45,7 +48,7 @@ pub fn install() {
     });
 }
 
-fn statements() -> u64 {
+pub fn statements() -> u64 {
     STATEMENTS.with(Cell::get)
 }
 
