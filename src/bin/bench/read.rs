@@ -180,6 +180,59 @@ impl LoopStep for Lister {
     }
 }
 
+/// Anonymous `GET /graphql?query=…` of the list: with `etag`, conditional (every answer must
+/// be 304); without, the full answer every time.
+struct Getter {
+    client: Client,
+    path: String,
+    etag: Option<String>,
+}
+
+impl LoopStep for Getter {
+    async fn step(&mut self, _: usize) -> anyhow::Result<()> {
+        let (status, _) = self.client.get(&self.path, self.etag.as_deref()).await?;
+        let expected = if self.etag.is_some() { 304 } else { 200 };
+        anyhow::ensure!(status == expected, "HTTP {status}, expected {expected}");
+        Ok(())
+    }
+}
+
+/// Full anonymous GETs of the list against conditional ones that get 304, at `connections`.
+async fn conditional_gets(
+    addr: std::net::SocketAddr,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<Value> {
+    let path = format!(
+        "/graphql?query={}",
+        commitment_tracker::opendata::atom::url_encode(LIST)
+    );
+    let (status, etag) = Client::connect(addr, None).await?.get(&path, None).await?;
+    anyhow::ensure!(status == 200, "HTTP {status}");
+    let etag = etag.context("an ETag on an anonymous GET")?;
+    let run = |etag: Option<String>| {
+        let path = path.clone();
+        closed_loop(connections, duration, move |_| {
+            let (path, etag) = (path.clone(), etag.clone());
+            async move {
+                Ok(Getter {
+                    client: Client::connect(addr, None).await?,
+                    path,
+                    etag,
+                })
+            }
+        })
+    };
+    let (full_rate, full_latency) = run(None).await.context("full GETs")?;
+    let (cond_rate, cond_latency) = run(Some(etag)).await.context("conditional GETs")?;
+    Ok(json!({
+        "connections": connections,
+        "full": { "requests_per_sec": full_rate.round(), "latency": full_latency.summary() },
+        "not_modified": { "requests_per_sec": cond_rate.round(), "latency": cond_latency.summary() },
+        "ratio": ratio(cond_rate, full_rate),
+    }))
+}
+
 struct SqlLister {
     pool: PgPool,
     expect: usize,
@@ -275,9 +328,14 @@ pub async fn run(server_url: &str, args: &ReadArgs) -> anyhow::Result<Value> {
                 "ratio": ratio(api_rate, sql_rate),
             }));
         }
+        let mut caching = Vec::new();
+        for &connections in &args.connections {
+            caching.push(conditional_gets(server.addr, connections, duration).await?);
+        }
         server.stop().await?;
         Ok(json!({
             "scenario": "read",
+            "conditional_gets": caching,
             "commitments": args.commitments,
             "assessments_per_commitment": args.assessments_each,
             "seconds_per_run": args.seconds,

@@ -254,6 +254,34 @@ impl Client {
             .unwrap_or(Value::Null))
     }
 
+    /// GETs `path` (anonymously, whatever token the client holds), optionally with
+    /// `If-None-Match`; reads the body and returns the status and the `ETag`.
+    pub async fn get(
+        &mut self,
+        path: &str,
+        if_none_match: Option<&str>,
+    ) -> anyhow::Result<(u16, Option<String>)> {
+        self.sender.ready().await.context("connection closed")?;
+        let mut request = hyper::Request::get(path)
+            .header(hyper::header::HOST, "127.0.0.1")
+            .header(hyper::header::ACCEPT, "application/json");
+        if let Some(tag) = if_none_match {
+            request = request.header(hyper::header::IF_NONE_MATCH, tag);
+        }
+        let response = self
+            .sender
+            .send_request(request.body(Full::new(Bytes::new()))?)
+            .await?;
+        let status = response.status().as_u16();
+        let etag = response
+            .headers()
+            .get(hyper::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        response.into_body().collect().await?;
+        Ok((status, etag))
+    }
+
     /// Executes `query` with `variables`; returns `data`.
     pub async fn execute(&mut self, query: &str, variables: Value) -> anyhow::Result<Value> {
         let body = serde_json::to_vec(&json!({ "query": query, "variables": variables }))?;
