@@ -185,6 +185,24 @@ pub async fn integration_lag(pool: &PgPool) -> StoreResult<f64> {
 /// The log's row is locked for the transaction and its size checked, so even two sequencers
 /// (which the advisory lock prevents) could not give one index twice or skip one.
 pub async fn sequence(conn: &mut PgConnection, limit: i64) -> StoreResult<Option<u64>> {
+    // Nothing to do is the common case at every poll: find that out without locking the
+    // log's row, since a row lock is a write (of the row and of the write-ahead log), and an
+    // idle server must leave the log position where it is for read tags to stay current.
+    let seen = state(&mut *conn, false).await?;
+    // language=PostgreSQL
+    let probe = format!(
+        "select 1 from events
+         where (transaction_id, position) > ($1, $2) and {BELOW_HORIZON}
+         order by transaction_id, position limit 1"
+    );
+    let pending: Option<i32> = sqlx::query_scalar(AssertSqlSafe(probe))
+        .bind(seen.cursor.transaction_id)
+        .bind(seen.cursor.position)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if pending.is_none() {
+        return Ok(None);
+    }
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     let state = state(&mut tx, true).await?;
     // language=PostgreSQL
