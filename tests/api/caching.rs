@@ -185,3 +185,62 @@ async fn mutations_answer_with_a_log_position_that_reads_take_back() {
     let refused: Value = refused.json().await.unwrap();
     assert_eq!(refused["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
 }
+
+#[tokio::test]
+async fn persisted_query_hashes_are_tagged_and_revalidated_like_documents() {
+    use commitment_tracker::store::persisted::sha256_hex;
+    let app = spawn_app().await;
+    app.register("hashed").await;
+    let query = "query Count { commitments { totalCount } }";
+    let hash = sha256_hex(query);
+    let extensions = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
+    // Registered by sending the document with its hash once.
+    let registered = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .json(&json!({ "query": query, "extensions": extensions }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 200);
+    let by_hash = |tag: Option<String>| {
+        let mut request = app
+            .client
+            .get(format!("{}/graphql", app.address))
+            .query(&[("extensions", extensions.to_string())])
+            .header("accept", "application/json");
+        if let Some(tag) = tag {
+            request = request.header("if-none-match", tag);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let etag = response
+                .headers()
+                .get("etag")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (response.status().as_u16(), etag)
+        }
+    };
+    let (status, mut tag) = by_hash(None).await;
+    assert_eq!(status, 200);
+    assert!(tag.is_some(), "a persisted query's answer is tagged");
+    let mut revalidated = false;
+    for _ in 0..500 {
+        let (status, new) = by_hash(tag.clone()).await;
+        if status == 304 {
+            revalidated = true;
+            break;
+        }
+        tag = new;
+    }
+    assert!(
+        revalidated,
+        "a persisted query's tag is revalidated with 304"
+    );
+    app.register("another").await;
+    assert_eq!(
+        by_hash(tag).await.0,
+        200,
+        "a write makes the hash's tag stale"
+    );
+}
