@@ -18,15 +18,20 @@ macro_rules! text_enum {
             }
             /// The spelling for people: `REQUIRES_IMPROVEMENT` is "Requires improvement".
             pub fn label(self) -> String {
-                let words = self.as_str().replace('_', " ").to_lowercase();
-                let mut chars = words.chars();
-                chars
-                    .next()
-                    .map(|first| first.to_uppercase().chain(chars).collect())
-                    .unwrap_or_default()
+                words(self.as_str())
             }
         }
     };
+}
+
+/// An enum name in words, as people write it: `NOT_ON_TRACK` is "Not on track".
+pub fn words(name: &str) -> String {
+    let lower = name.replace('_', " ").to_lowercase();
+    let mut chars = lower.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// A grade on the four-point scale, best first.

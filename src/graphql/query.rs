@@ -52,12 +52,8 @@ impl Query {
         let time = time_filter(as_of, valid_on)?;
         if !time.is_live() {
             let view = Arc::new(View::load(ctx.data::<PgPool>()?, time).await.api()?);
-            let matching: Vec<CommitmentRow> = view
-                .commitments
-                .iter()
-                .filter(|c| matches(&view, c, &filter))
-                .cloned()
-                .collect();
+            let matching: Vec<CommitmentRow> =
+                view.matching(&filter).map(|(c, _)| c.clone()).collect();
             let total = matching.len() as i64;
             let rows: Vec<CommitmentRow> = matching
                 .into_iter()
@@ -342,16 +338,6 @@ fn time_filter(as_of: Option<DateTime<Utc>>, valid_on: Option<Date>) -> ApiResul
 /// The current assessment of a commitment in a view.
 fn current_of<'a>(view: &'a View, c: &CommitmentRow) -> Option<&'a AssessmentRow> {
     view.current.get(&c.id)
-}
-
-/// The list filter, applied to a view as the SQL applies it to the tables.
-fn matches(view: &View, c: &CommitmentRow, f: &CommitmentFilter) -> bool {
-    let current = current_of(view, c);
-    f.area.as_ref().is_none_or(|a| *a == c.area)
-        && f.rating
-            .is_none_or(|r| current.and_then(|a| a.overall) == Some(r))
-        && f.delivery_status
-            .is_none_or(|s| current.map(|a| a.delivery_status) == Some(s))
 }
 
 /// What `verify` checked and found.

@@ -232,11 +232,7 @@ async fn write(
             sink.csv.header(COMMITMENT_HEADERS);
             match view {
                 Some(view) => {
-                    for c in &view.commitments {
-                        let current = view.current.get(&c.id);
-                        if !matches(&filter, &c.area, current) {
-                            continue;
-                        }
+                    for (c, current) in view.matching(&filter) {
                         let line = CommitmentLine {
                             commitment: c.clone(),
                             current: current.map(CurrentVerdict::from),
@@ -334,15 +330,6 @@ async fn write(
         }
     }
     Ok(())
-}
-
-/// The list filter applied to a view's commitment, as the SQL applies it to the tables.
-fn matches(f: &CommitmentFilter, area: &str, current: Option<&read::AssessmentRow>) -> bool {
-    f.area.as_deref().is_none_or(|a| a == area)
-        && f.rating
-            .is_none_or(|r| current.and_then(|a| a.overall) == Some(r))
-        && f.delivery_status
-            .is_none_or(|s| current.map(|a| a.delivery_status) == Some(s))
 }
 
 /// An instant as GraphQL's `DateTime` spells it.

@@ -12,6 +12,7 @@ pub mod model;
 pub mod scorecard;
 pub mod timeline;
 
+pub use crate::domain::rating::words;
 use maud::{DOCTYPE, Markup, html};
 
 /// The style sheet, served at `/assets/site.css`.
@@ -92,16 +93,6 @@ pub fn rating_label(rating: Option<&str>) -> String {
         Some(r) => words(r),
         None => "Not rated".to_owned(),
     }
-}
-
-/// An enum name in words: `NOT_ON_TRACK` is "Not on track".
-pub fn words(name: &str) -> String {
-    let lower = name.replace('_', " ").to_lowercase();
-    let mut chars = lower.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }
 
 /// The CSS class of a rating's badge.

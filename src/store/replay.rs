@@ -169,6 +169,24 @@ impl View {
         self.index.get(&id).map(|i| &self.commitments[*i])
     }
 
+    /// The commitments matching a list filter, in registration order, with their current
+    /// assessments: the filter applied to the view as the SQL applies it to the tables.
+    pub fn matching<'a>(
+        &'a self,
+        f: &'a read::CommitmentFilter,
+    ) -> impl Iterator<Item = (&'a CommitmentRow, Option<&'a AssessmentRow>)> + 'a {
+        self.commitments
+            .iter()
+            .map(|c| (c, self.current.get(&c.id)))
+            .filter(move |(c, current)| {
+                f.area.as_ref().is_none_or(|a| *a == c.area)
+                    && f.rating
+                        .is_none_or(|r| current.and_then(|a| a.overall) == Some(r))
+                    && f.delivery_status
+                        .is_none_or(|s| current.map(|a| a.delivery_status) == Some(s))
+            })
+    }
+
     /// A commitment by slug.
     pub fn commitment_by_slug(&self, slug: &str) -> Option<&CommitmentRow> {
         self.commitments.iter().find(|c| c.slug == slug)
