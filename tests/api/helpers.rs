@@ -187,3 +187,19 @@ pub const ASSESS: &str = "mutation($input: AssessCommitmentInput!) {
 pub const SUBMIT: &str = "mutation($input: SubmitEvidenceInput!) {
     submitEvidence(input: $input) { id title cursor commitments { id } }
 }";
+
+/// Polls `condition` until it holds, failing after 60 s.
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,7 +1,7 @@
 //! The transparency log over real HTTP (DESIGN §10): checkpoints signed with the served key,
 //! leaves and proofs through GraphQL, tiles that rebuild the tree, bad input refused.
 
-use crate::helpers::{TestApp, seed_file, spawn_app_with};
+use crate::helpers::{TestApp, eventually, seed_file, spawn_app_with};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use commitment_tracker::seed;
@@ -410,19 +410,6 @@ async fn log_size(pool: &sqlx::PgPool) -> i64 {
         .fetch_one(pool)
         .await
         .unwrap()
-}
-
-/// Polls `condition` until it holds, failing after 60 s.
-async fn eventually<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !condition().await {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]
