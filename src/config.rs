@@ -281,6 +281,24 @@ pub struct ServeArgs {
     /// one without asking again (0: it asks every time, and gets 304 while nothing changed).
     #[arg(long, env = "CACHE_MAX_AGE_SECS", default_value_t = 0)]
     pub cache_max_age_secs: u64,
+    /// Streaming replicas of `DATABASE_URL` that serve queries, exports, feeds, pages and
+    /// subscriptions' catch-up reads: `postgres://` URLs separated by commas. Empty: every
+    /// read goes to the primary.
+    #[arg(
+        long,
+        env = "DATABASE_READ_URL",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub database_read_url: String,
+    /// A replica further behind the primary than this (ms) is skipped until it catches up;
+    /// so is one that does not answer.
+    #[arg(long, env = "REPLICA_MAX_LAG_MS", default_value_t = 1000)]
+    pub replica_max_lag_ms: u64,
+    /// How long (ms) a read sent with `X-Min-Log-Position` waits for a replica to replay
+    /// that far before the primary answers it instead.
+    #[arg(long, env = "REPLICA_WAIT_MS", default_value_t = 500)]
+    pub replica_wait_ms: u64,
 }
 
 /// `PUBLIC_URL`: empty, or an `http(s)://` address, kept without a trailing `/`.
@@ -424,6 +442,8 @@ pub struct Settings {
     pub webhooks: crate::webhooks::WebhookSettings,
     /// `max-age` of anonymous reads.
     pub cache_max_age_secs: u64,
+    /// Read replicas.
+    pub replicas: crate::store::replicas::ReplicaSettings,
 }
 
 impl Settings {
@@ -477,6 +497,12 @@ impl Settings {
                 concurrency: 16,
             },
             cache_max_age_secs: args.cache_max_age_secs,
+            replicas: crate::store::replicas::ReplicaSettings {
+                urls: crate::store::replicas::parse_urls(&args.database_read_url)?,
+                max_lag: Duration::from_millis(args.replica_max_lag_ms.max(1)),
+                wait: Duration::from_millis(args.replica_wait_ms),
+                max_connections: args.db_max_connections.max(2),
+            },
         })
     }
 

@@ -15,6 +15,10 @@
 //! | `db_pool_acquire_wait_seconds` | histogram | each connection taken from the pool: how long it was waited for (installed by `telemetry::init`) |
 //! | `log_integration_lag_seconds` | gauge | since the oldest committed event without a leaf in the transparency log was recorded (0: none); sampled when scraped |
 //! | `http_rate_limited_total` | counter | `scope` (`address`, `token`): requests and WebSocket messages refused by a rate limit |
+//! | `db_reads_total` | counter | `target` (`primary`, `replica`): where reads (HTTP queries, exports, feeds, pages) were sent |
+//! | `db_read_position_waits_total` | counter | `outcome` (`reached`, `primary`): reads with `X-Min-Log-Position` that waited for a replica, and whether it got there in `REPLICA_WAIT_MS` |
+//! | `db_replica_lag_seconds` | gauge | `replica` (`host:port/database`): how long the replica has been behind the primary (0: it has replayed everything) |
+//! | `db_replica_usable` | gauge | `replica`: 1 while it serves reads, 0 while it is skipped (down, promoted, or lagging) |
 //!
 //! Operation names are never labels: their number is unbounded.
 
@@ -116,6 +120,23 @@ fn describe() {
     describe_counter!(
         "http_rate_limited_total",
         "Requests and WebSocket messages refused by a rate limit, by scope (address, token)"
+    );
+    describe_counter!(
+        "db_reads_total",
+        "Reads sent to the primary or a replica, by target"
+    );
+    describe_counter!(
+        "db_read_position_waits_total",
+        "Reads that waited for a replica to reach X-Min-Log-Position, by outcome (reached, primary)"
+    );
+    describe_gauge!(
+        "db_replica_lag_seconds",
+        Unit::Seconds,
+        "How long a replica has been behind the primary's write-ahead log (0: caught up)"
+    );
+    describe_gauge!(
+        "db_replica_usable",
+        "1 while a replica serves reads, 0 while it is skipped"
     );
     describe_counter!(
         "webhook_deliveries_total",

@@ -13,6 +13,7 @@ use crate::http::{AppState, router};
 use crate::lifecycle::Lifecycle;
 use crate::shared::Hub;
 use crate::store::persisted::PersistedQueries;
+use crate::store::replicas::Reads;
 use crate::store::tokens::TokenCache;
 use crate::store::{self, feed::Feed, feed::FeedSettings};
 use crate::tlog::sequencer::{self, SequencerSettings};
@@ -37,6 +38,7 @@ pub struct Application {
     lifecycle: Lifecycle,
     ws_connections: Arc<Semaphore>,
     settings: Settings,
+    reads: Reads,
 }
 
 impl Application {
@@ -44,6 +46,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let pool = store::open_pool(&settings.database_url, settings.db_max_connections).await?;
         store::migrate(&pool).await?;
+        let reads = Reads::new(pool.clone(), &settings.replicas)?;
         let feed = Feed::new(
             pool.clone(),
             FeedSettings {
@@ -52,7 +55,8 @@ impl Application {
                 horizon: Default::default(),
             },
         )
-        .await?;
+        .await?
+        .with_replicas(reads.clone());
         let commands = Commands::new(pool.clone(), feed.clone());
         let tokens = Arc::new(TokenCache::new(settings.token_cache));
         let log = &settings.log;
@@ -81,7 +85,11 @@ impl Application {
             signer: Arc::new(Signer::new(key, log.state_file())),
             witnesses: log.witnesses.clone().into(),
         };
-        let Schemas { http, live } = build_schemas(SchemaDeps {
+        let Schemas {
+            http,
+            live,
+            readers,
+        } = build_schemas(SchemaDeps {
             pool: pool.clone(),
             commands,
             feed: feed.clone(),
@@ -91,6 +99,7 @@ impl Application {
             tokens: tokens.clone(),
             log: log_info.clone(),
             webhooks: settings.webhooks.clone(),
+            reads: reads.clone(),
         });
         let limits = Limits {
             max_depth: settings.max_query_depth,
@@ -109,6 +118,7 @@ impl Application {
         let ws_connections = Arc::new(Semaphore::new(settings.ws_max_connections));
         let router = router(AppState {
             pool: pool.clone(),
+            readers,
             ws_connections: ws_connections.clone(),
             exports: Arc::new(Semaphore::new(crate::opendata::export::concurrent_exports(
                 settings.db_max_connections,
@@ -135,6 +145,7 @@ impl Application {
             lifecycle,
             ws_connections,
             settings,
+            reads,
         })
     }
 
@@ -193,6 +204,12 @@ impl Application {
             crate::webhooks::dispatcher::run(pool, feed_handle, webhook_settings, stop_rx.clone())
                 .instrument(tracing::info_span!("webhooks")),
         );
+        let replicas = tokio::spawn(
+            self.reads
+                .clone()
+                .monitor(stop_rx.clone())
+                .instrument(tracing::info_span!("replicas")),
+        );
         let lifecycle = self.lifecycle.clone();
         let drain = self.settings.shutdown_drain;
         let grace = self.settings.shutdown_grace;
@@ -240,6 +257,7 @@ impl Application {
         let _ = tokio::time::timeout(grace.max(std::time::Duration::from_secs(1)), feed).await;
         let _ = tokio::time::timeout(grace.max(std::time::Duration::from_secs(1)), sequencer).await;
         let _ = tokio::time::timeout(grace.max(std::time::Duration::from_secs(1)), webhooks).await;
+        let _ = tokio::time::timeout(grace.max(std::time::Duration::from_secs(1)), replicas).await;
         tracing::info!("stopped");
         result
     }

@@ -20,6 +20,7 @@ use crate::auth::Actor;
 use crate::commands::Commands;
 use crate::domain::scorecard::ScorecardRule;
 use crate::store::feed::Feed;
+use crate::store::replicas::{Reads, Target};
 use crate::store::tokens::TokenCache;
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Schema, SchemaBuilder};
@@ -59,6 +60,36 @@ pub struct SchemaDeps {
     pub log: Arc<crate::http::log::LogInfo>,
     /// How webhooks are checked and delivered.
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// The primary and the read replicas.
+    pub reads: Reads,
+}
+
+/// Where a request's reads go: the pool of the chosen database and the loader batching
+/// over it, attached to the request so that its resolvers read there. Requests without them
+/// (mutations, WebSocket operations) read from the primary, the schema's own data.
+#[derive(Clone)]
+pub struct Readers {
+    reads: Reads,
+    /// One loader per database: the primary's first, then each replica's.
+    loaders: Arc<[Arc<DataLoader<Loaders>>]>,
+}
+
+impl Readers {
+    /// The primary and replicas.
+    pub fn reads(&self) -> &Reads {
+        &self.reads
+    }
+
+    /// `prepared`, reading from `target`.
+    pub fn attach(&self, prepared: gateway::Prepared, target: Target) -> gateway::Prepared {
+        let loader = match target {
+            Target::Primary => &self.loaders[0],
+            Target::Replica(i) => &self.loaders[i + 1],
+        };
+        prepared
+            .with_data(self.reads.pool(target).clone())
+            .with_data(loader.clone())
+    }
 }
 
 /// Requires a token with the admin role on the request.
@@ -91,16 +122,25 @@ pub struct Schemas {
     /// For WebSocket connections, where one execution can be shared by many subscribers and
     /// runs for hours: a panicking resolver fails only its field ([`panics`]).
     pub live: AppSchema,
+    /// Where HTTP reads go.
+    pub readers: Readers,
 }
 
 /// Builds the schemas with their data.
 pub fn build_schemas(deps: SchemaDeps) -> Schemas {
     // One loader for the whole process, without a cache: it batches concurrent loads (within a
     // request and across requests) and never serves a stale row.
-    let loader = Arc::new(DataLoader::new(
-        Loaders::new(deps.pool.clone()),
-        tokio::spawn,
-    ));
+    let loader_of =
+        |pool: &PgPool| Arc::new(DataLoader::new(Loaders::new(pool.clone()), tokio::spawn));
+    let loader = loader_of(&deps.pool);
+    let mut loaders = vec![loader.clone()];
+    loaders.extend(
+        (0..deps.reads.replica_count()).map(|i| loader_of(deps.reads.pool(Target::Replica(i)))),
+    );
+    let readers = Readers {
+        reads: deps.reads.clone(),
+        loaders: loaders.into(),
+    };
     let recent = subscription::RecentAssessments::default();
     let build = |guarded: bool| {
         let mut b = builder()
@@ -126,6 +166,7 @@ pub fn build_schemas(deps: SchemaDeps) -> Schemas {
     Schemas {
         http: build(false),
         live: build(true),
+        readers,
     }
 }
 

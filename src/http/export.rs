@@ -44,7 +44,7 @@ pub async fn csv(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return response;
     };
-    let rx = match export::start(state.pool.clone(), export, permit).await {
+    let rx = match export::start(state.read_pool().await.clone(), export, permit).await {
         Ok(rx) => rx,
         Err(e) => {
             tracing::error!(error = %e, "a CSV export could not start");

@@ -7,9 +7,11 @@ use super::{AppState, error_response};
 use crate::graphql::error::ApiError;
 use crate::opendata::atom::{self, url_encode};
 use crate::store::read;
+use crate::store::replicas::Target;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use sqlx::PgPool;
 
 /// Entries per page.
 pub const PAGE: i64 = 50;
@@ -23,7 +25,15 @@ pub async fn assessments(
     if let Err(refusal) = super::reader(&state, &headers).await {
         return refusal;
     }
-    match render(&state, query.as_deref(), &headers).await {
+    let reads = state.readers.reads();
+    let target = reads.choose(None).await;
+    let mut rendered = render(&state, reads.pool(target), query.as_deref(), &headers).await;
+    if let (Target::Replica(i), Err((StatusCode::SERVICE_UNAVAILABLE, _))) = (target, &rendered) {
+        // The replica failed: skip it, and ask the primary.
+        reads.suspect(i);
+        rendered = render(&state, reads.primary(), query.as_deref(), &headers).await;
+    }
+    match rendered {
         Ok(body) => {
             let mut response = body.into_response();
             response.headers_mut().insert(
@@ -38,6 +48,7 @@ pub async fn assessments(
 
 async fn render(
     state: &AppState,
+    pool: &PgPool,
     query: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<String, (StatusCode, ApiError)> {
@@ -52,7 +63,7 @@ async fn render(
     };
     let (scope, alternate) = match slug {
         Some(slug) => {
-            let commitment = read::commitment_by_slug(&state.pool, slug)
+            let commitment = read::commitment_by_slug(pool, slug)
                 .await
                 .map_err(internal)?
                 .ok_or_else(|| {
@@ -74,7 +85,7 @@ async fn render(
             },
         ),
     };
-    let mut entries = read::assessment_feed(&state.pool, slug, area, before, PAGE + 1)
+    let mut entries = read::assessment_feed(pool, slug, area, before, PAGE + 1)
         .await
         .map_err(internal)?;
     let next = (entries.len() as i64 > PAGE).then(|| {

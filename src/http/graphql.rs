@@ -12,6 +12,7 @@ use super::{AppState, caching, error_response, request_id};
 use crate::graphql::RequestInfo;
 use crate::graphql::error::ApiError;
 use crate::graphql::limits::has_mutation;
+use crate::store::replicas::Target;
 use async_graphql::{Response as GqlResponse, ServerError, Value as GqlValue};
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
@@ -275,10 +276,17 @@ pub async fn get(
         caching::private(response.headers_mut());
         return response;
     }
-    // An anonymous read: tagged with the log position read before it runs, so the answer
-    // holds at least everything the tag says; a tag the client holds is current only while
-    // nothing has been written since.
-    let etag = match crate::store::position::current(&state.pool).await {
+    // An anonymous read: the database it goes to is chosen first, and the answer tagged with
+    // that database's log position, read before the query runs, so the answer holds at least
+    // everything the tag says; a tag the client holds is current only while nothing has been
+    // written (or, on a replica, replayed) since.
+    let min = match caching::min_position(&headers) {
+        Ok(min) => min,
+        Err(err) => return answer_refusal(media, StatusCode::BAD_REQUEST, err),
+    };
+    let target = state.readers.reads().choose(min).await;
+    let pool = state.readers.reads().pool(target);
+    let etag = match crate::store::position::current(pool).await {
         Ok(position) => Some(caching::etag(position, &raw, media.name())),
         Err(e) => {
             tracing::warn!(error = %e, "no log position: answering without a tag");
@@ -297,7 +305,17 @@ pub async fn get(
         );
         return response;
     }
-    execute(&state, &headers, request, media, true, etag.as_deref()).await
+    let tagged = Tagged {
+        target,
+        etag: etag.as_deref(),
+    };
+    execute(&state, &headers, request, media, true, Some(tagged)).await
+}
+
+/// An anonymous read whose database is chosen and whose answer has its tag.
+struct Tagged<'a> {
+    target: Target,
+    etag: Option<&'a str>,
 }
 
 fn not_acceptable() -> Response {
@@ -309,20 +327,22 @@ fn not_acceptable() -> Response {
 }
 
 /// Authenticates, prepares (persisted query, parse, limits) and runs one request.
-/// `etag`, for an anonymous read, is the tag its answer is given when it succeeds.
+/// `tagged`, for an anonymous read, is where it reads and the tag its answer is given when it
+/// succeeds; other reads choose where to read once the document is known to be a query, and
+/// mutations (with whatever they select) run on the primary.
 async fn execute(
     state: &AppState,
     headers: &HeaderMap,
     request: async_graphql::Request,
     media: Media,
     read_only: bool,
-    etag: Option<&str>,
+    tagged: Option<Tagged<'_>>,
 ) -> Response {
-    // A read after one's own write: every answer here comes from the primary, which holds
-    // every position it has given out, so a well-formed position is always reached.
-    if let Err(err) = caching::min_position(headers) {
-        return answer_refusal(media, StatusCode::BAD_REQUEST, err);
-    }
+    // A read after one's own write: a replica answers once it has replayed that far.
+    let min = match caching::min_position(headers) {
+        Ok(min) => min,
+        Err(err) => return answer_refusal(media, StatusCode::BAD_REQUEST, err),
+    };
     let actor = match super::reader(state, headers).await {
         Ok(actor) => actor,
         Err(refusal) => return refusal,
@@ -331,6 +351,7 @@ async fn execute(
         actor,
         request_id: request_id(headers),
     };
+    let spare = (state.readers.reads().replica_count() > 0).then(|| copy(&request));
     let prepared = match state.gateway.prepare(request, Some(&info)).await {
         Ok(prepared) => prepared,
         Err(refused) => return answer(media, refused),
@@ -344,8 +365,37 @@ async fn execute(
         return response;
     }
     let mutation = has_mutation(prepared.document());
-    let prepared = prepared.with_data(info);
-    let mut response = state.gateway.run(prepared).await;
+    let target = match (&tagged, mutation) {
+        (_, true) => Target::Primary,
+        (Some(t), false) => t.target,
+        (None, false) => state.readers.reads().choose(min).await,
+    };
+    // A read on a replica that fails there is read again on the primary.
+    let again = spare
+        .filter(|_| matches!(target, Target::Replica(_)))
+        .map(|request| (request, info.clone()));
+    let mut etag = tagged.and_then(|t| t.etag);
+    let mut response = state
+        .gateway
+        .run(state.readers.attach(prepared.with_data(info), target))
+        .await;
+    if let (Target::Replica(i), Some((request, info))) = (target, again)
+        && failed_inside(&response)
+    {
+        state.readers.reads().suspect(i);
+        metrics::counter!("db_reads_total", "target" => "primary").increment(1);
+        response = match state.gateway.prepare(request, Some(&info)).await {
+            Ok(prepared) => {
+                let prepared = state
+                    .readers
+                    .attach(prepared.with_data(info), Target::Primary);
+                state.gateway.run(prepared).await
+            }
+            Err(refused) => refused,
+        };
+        // The replica's tag does not name this answer.
+        etag = None;
+    }
     if mutation && response.is_ok() {
         // Read after the commit, so the position includes it.
         match crate::store::position::current(&state.pool).await {
@@ -366,6 +416,26 @@ async fn execute(
         caching::public(http.headers_mut(), etag, state.settings.cache_max_age_secs);
     }
     http
+}
+
+/// The parts of a request needed to run it again (its data is attached anew).
+fn copy(request: &async_graphql::Request) -> async_graphql::Request {
+    let mut again = async_graphql::Request::new(request.query.clone());
+    again.operation_name = request.operation_name.clone();
+    again.variables = request.variables.clone();
+    again.extensions = request.extensions.clone();
+    again
+}
+
+/// Whether an answer holds an error of the server's own (a database that failed), rather
+/// than one of the request's.
+pub(crate) fn failed_inside(response: &GqlResponse) -> bool {
+    response.errors.iter().any(|e| {
+        e.extensions
+            .as_ref()
+            .and_then(|x| x.get("code"))
+            .is_some_and(|c| *c == GqlValue::from(ApiError::Internal.code()))
+    })
 }
 
 /// A GraphQL answer as the specification's body: `data` only when execution started.

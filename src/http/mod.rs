@@ -60,8 +60,10 @@ pub struct AppState {
     /// The same for WebSocket operations, on a schema whose resolvers fail alone when they
     /// panic.
     pub live: Gateway,
-    /// The database.
+    /// The primary database: writes, token checks, the transparency log.
     pub pool: PgPool,
+    /// Where reads go (the primary or a replica), and the loaders over each.
+    pub readers: crate::graphql::Readers,
     /// The server's settings.
     pub settings: Settings,
     /// One permit per open WebSocket connection.
@@ -79,6 +81,15 @@ pub struct AppState {
     pub lifecycle: crate::lifecycle::Lifecycle,
     /// Rate limits per client address and per token.
     pub limiter: Arc<ratelimit::RateLimiter>,
+}
+
+impl AppState {
+    /// Where a read that needs no particular log position goes: a usable replica, else the
+    /// primary.
+    pub async fn read_pool(&self) -> &PgPool {
+        let reads = self.readers.reads();
+        reads.pool(reads.choose(None).await)
+    }
 }
 
 /// Every route, with the limits that apply to all of them.

@@ -7,6 +7,7 @@ use super::params::Params;
 use super::{AppState, request_id};
 use crate::graphql::RequestInfo;
 use crate::pages::{self, model};
+use crate::store::replicas::Target;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -108,13 +109,28 @@ async fn run<T: DeserializeOwned>(
         actor,
         request_id: request_id(headers),
     };
-    let request = async_graphql::Request::new(query)
-        .variables(async_graphql::Variables::from_json(variables));
-    let prepared = match state.gateway.prepare(request, Some(&info)).await {
-        Ok(prepared) => prepared,
-        Err(refused) => return Err(answer_error(&refused)),
+    let reads = state.readers.reads();
+    let mut target = reads.choose(None).await;
+    let response = loop {
+        let request = async_graphql::Request::new(query)
+            .variables(async_graphql::Variables::from_json(variables.clone()));
+        let prepared = match state.gateway.prepare(request, Some(&info)).await {
+            Ok(prepared) => prepared,
+            Err(refused) => return Err(answer_error(&refused)),
+        };
+        let prepared = state
+            .readers
+            .attach(prepared.with_data(info.clone()), target);
+        let response = state.gateway.run(prepared).await;
+        match target {
+            // A replica that fails is skipped, and the primary asked instead.
+            Target::Replica(i) if super::graphql::failed_inside(&response) => {
+                reads.suspect(i);
+                target = Target::Primary;
+            }
+            _ => break response,
+        }
     };
-    let response = state.gateway.run(prepared.with_data(info)).await;
     if !response.errors.is_empty() {
         return Err(answer_error(&response));
     }

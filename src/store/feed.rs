@@ -12,6 +12,7 @@
 use super::cursor::EventCursor;
 use super::event_store::StoredEvent;
 use super::read;
+use super::replicas::{Reads, Target};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use sqlx::AssertSqlSafe;
 use sqlx::PgPool;
@@ -89,6 +90,8 @@ pub struct Feed {
     pool: PgPool,
     shared: Arc<Shared>,
     settings: FeedSettings,
+    /// Where catch-up reads may go instead of the primary.
+    replicas: Option<Reads>,
 }
 
 impl Feed {
@@ -108,7 +111,17 @@ impl Feed {
             pool,
             shared,
             settings,
+            replicas: None,
         })
+    }
+
+    /// The feed, with subscribers' catch-up reads on a usable replica: every full page comes
+    /// from there, and only the last, short one from the primary, whose end is where live
+    /// delivery takes over. A replica that lags or fails costs a subscriber one read on the
+    /// primary, never a wait.
+    pub fn with_replicas(mut self, reads: Reads) -> Self {
+        self.replicas = (reads.replica_count() > 0).then_some(reads);
+        self
     }
 
     /// Asks the reader to look for new events now (after a local commit).
@@ -262,6 +275,7 @@ impl Feed {
             receiver,
             last: after.unwrap_or(head),
             catching_up: after.is_some(),
+            from_replica: true,
             buffer: VecDeque::new(),
             filter,
             backoff: Duration::from_millis(100),
@@ -292,6 +306,8 @@ struct Subscription {
     last: EventCursor,
     /// Reading from the database rather than the broadcast.
     catching_up: bool,
+    /// This catch-up may still read from a replica.
+    from_replica: bool,
     buffer: VecDeque<Arc<StoredEvent>>,
     filter: EventFilter,
     backoff: Duration,
@@ -321,6 +337,7 @@ impl Subscription {
                     let (_, receiver) = self.feed.register();
                     self.receiver = receiver;
                     self.catching_up = true;
+                    self.from_replica = true;
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
@@ -329,10 +346,21 @@ impl Subscription {
 
     /// Reads one page after `last`; when the page is short, the database is exhausted up to
     /// a horizon at least as late as the broadcast's head, so live events take over.
+    ///
+    /// A page from a replica counts only when it is full: a short one ends where the replica
+    /// stands, which may be before the broadcast's head, so the rest comes from the primary.
     async fn catch_up(&mut self) {
         let types = self.filter.types.as_deref();
+        let replica = match &self.feed.replicas {
+            Some(reads) if self.from_replica => reads.any_replica().map(|i| (reads, i)),
+            _ => None,
+        };
+        let pool = match replica {
+            Some((reads, i)) => reads.pool(Target::Replica(i)),
+            None => &self.feed.pool,
+        };
         match read::events_after(
-            &self.feed.pool,
+            pool,
             self.last,
             self.feed.settings.horizon,
             PAGE,
@@ -344,12 +372,20 @@ impl Subscription {
             Ok(page) => {
                 self.backoff = Duration::from_millis(100);
                 if (page.len() as i64) < PAGE {
-                    self.catching_up = false;
+                    if replica.is_some() {
+                        self.from_replica = false;
+                    } else {
+                        self.catching_up = false;
+                    }
                 }
                 for e in page {
                     self.last = e.cursor();
                     self.buffer.push_back(Arc::new(e));
                 }
+            }
+            Err(e) if replica.is_some() => {
+                tracing::debug!(error = %e, "catch-up read on a replica failed; reading the primary");
+                self.from_replica = false;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "catch-up read failed; retrying");

@@ -14,6 +14,7 @@ pub mod projections;
 pub mod read;
 pub mod rebuild;
 pub mod replay;
+pub mod replicas;
 pub mod tokens;
 pub mod tree;
 pub mod verify;

@@ -70,18 +70,28 @@ async fn a_repeat_gets_304_without_running_the_query_and_a_write_a_new_answer() 
     assert_eq!(control, "public, max-age=0, must-revalidate");
     assert!(etag.is_some(), "an ETag");
     let first: Value = serde_json::from_str(&body).unwrap();
-    let etag = settled(&app, LIST).await;
 
-    // The repeat: 304, no body, and only the position is read.
-    let before = statements();
-    let (status, again, _, body) = get(&app, LIST, Some(&etag)).await;
-    assert_eq!((status, body.as_str()), (304, ""));
-    assert_eq!(again.as_deref(), Some(etag.as_str()));
-    assert_eq!(
-        statements() - before,
-        1,
-        "a 304 reads the log position and nothing else"
-    );
+    // The repeat: 304, no body, and only the position is read. The position is the
+    // cluster's, which other tests' databases move too: a write there between the two
+    // requests makes a 200 (a wasted refetch), and the repeat is tried again with the new tag.
+    let mut refetched = 0;
+    let etag = loop {
+        let etag = settled(&app, LIST).await;
+        let before = statements();
+        let (status, again, _, body) = get(&app, LIST, Some(&etag)).await;
+        if status == 200 && refetched < 100 {
+            refetched += 1;
+            continue;
+        }
+        assert_eq!((status, body.as_str()), (304, ""));
+        assert_eq!(again.as_deref(), Some(etag.as_str()));
+        assert_eq!(
+            statements() - before,
+            1,
+            "a 304 reads the log position and nothing else"
+        );
+        break etag;
+    };
     // Another query, or the same one in another media type, has another tag.
     let (_, other, _, _) = get(&app, "{ commitments { totalCount } }", None).await;
     assert_ne!(other.as_deref(), Some(etag.as_str()));

@@ -21,6 +21,7 @@ mod processes;
 mod progress;
 mod ratelimit;
 mod readme;
+mod replicas;
 mod schema;
 mod seed;
 mod session;

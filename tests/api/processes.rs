@@ -176,21 +176,34 @@ fn pg_tool(name: &str, args: &[&str]) -> std::process::Output {
 pub struct PrivateCluster {
     dir: PathBuf,
     pub port: u16,
+    /// Settings given to the server at every start (`-c name=value …`).
+    settings: String,
+}
+
+/// A folder for a cluster, owned by the user the server runs as.
+fn cluster_folder() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ct-pg-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    if is_root() {
+        let ok = std::process::Command::new("chown")
+            .args(["postgres:postgres", dir.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "chown the cluster folder to postgres");
+    }
+    dir
 }
 
 impl PrivateCluster {
     /// Creates and starts the cluster.
     pub fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!("ct-pg-{}", uuid::Uuid::now_v7().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        if is_root() {
-            let ok = std::process::Command::new("chown")
-                .args(["postgres:postgres", dir.to_str().unwrap()])
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "chown the cluster folder to postgres");
-        }
+        Self::start_with("")
+    }
+
+    /// Creates and starts a cluster with these server settings (`-c name=value …`).
+    pub fn start_with(settings: &str) -> Self {
+        let dir = cluster_folder();
         let data = dir.join("data");
         pg_tool(
             "initdb",
@@ -209,6 +222,40 @@ impl PrivateCluster {
         let cluster = Self {
             dir,
             port: free_port(),
+            settings: settings.to_owned(),
+        };
+        cluster.pg_ctl("start");
+        cluster
+    }
+
+    /// A streaming replica of `primary` (`pg_basebackup -R`: it follows the primary's
+    /// write-ahead log and answers reads), started with these settings.
+    pub fn replica_of(primary: &PrivateCluster, settings: &str) -> Self {
+        let dir = cluster_folder();
+        let data = dir.join("data");
+        let port = primary.port.to_string();
+        pg_tool(
+            "pg_basebackup",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-R",
+                "-X",
+                "stream",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "--no-sync",
+                "--checkpoint=fast",
+            ],
+        );
+        let cluster = Self {
+            dir,
+            port: free_port(),
+            settings: settings.to_owned(),
         };
         cluster.pg_ctl("start");
         cluster
@@ -218,9 +265,10 @@ impl PrivateCluster {
         let data = self.dir.join("data");
         let log = self.dir.join("log");
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off {}",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            self.settings
         );
         let mut args = vec![
             action,
