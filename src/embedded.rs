@@ -269,7 +269,8 @@ fn first_with_tools(mut candidates: impl Iterator<Item = PathBuf>) -> anyhow::Re
     })
 }
 
-fn is_root() -> bool {
+/// Whether this process runs as root (PostgreSQL's programs refuse to).
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()

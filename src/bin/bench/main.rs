@@ -15,7 +15,9 @@
 //! log         [--clients 32] [--seconds 10] [--rounds 2] [--leaves 1000000] [--proofs 2000]
 //!             [--new-events 1000]
 //! export      [--events 100000]
-//! all         every scenario but ordering, log and export, with its defaults
+//! replica     [--connections 1,32] [--seconds 5] [--rounds 3] [--commitments 50]
+//!             [--assessments 20]
+//! all         every scenario but ordering, log, export and replica, with its defaults
 //! ```
 //!
 //! `BENCH_DATABASE_URL` names the PostgreSQL server (no database name; default
@@ -30,6 +32,7 @@ mod log;
 mod ordering;
 mod read;
 mod rebuild;
+mod replica;
 mod support;
 mod timetravel;
 
@@ -141,7 +144,7 @@ fn log_args(f: &mut Flags) -> anyhow::Result<log::LogArgs> {
     })
 }
 
-const USAGE: &str = "usage: bench <append|read|fanout|rebuild|timetravel|ordering|log|export|all> [--flag value ...]";
+const USAGE: &str = "usage: bench <append|read|fanout|rebuild|timetravel|ordering|log|export|replica|all> [--flag value ...]";
 
 async fn run(scenario: &str, mut flags: Flags, server: &str) -> anyhow::Result<()> {
     let print = |v: serde_json::Value| println!("{v}");
@@ -181,6 +184,17 @@ async fn run(scenario: &str, mut flags: Flags, server: &str) -> anyhow::Result<(
             let events = flags.usize("events", 100_000)?;
             flags.finish()?;
             print(export::run(server, &export::ExportArgs { events }).await?);
+        }
+        "replica" => {
+            let a = replica::ReplicaArgs {
+                connections: flags.list("connections", &[1, 32])?,
+                seconds: flags.f64("seconds", 5.0)?,
+                rounds: flags.usize("rounds", 3)?,
+                commitments: flags.usize("commitments", 50)?,
+                assessments_each: flags.usize("assessments", 20)?,
+            };
+            flags.finish()?;
+            print(replica::run(&a).await?);
         }
         "log" => {
             let a = log_args(&mut flags)?;

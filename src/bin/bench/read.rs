@@ -161,10 +161,47 @@ fn count_objects(value: &async_graphql::Value) -> usize {
     }
 }
 
-struct Lister {
-    client: Client,
-    body: Bytes,
-    expect: usize,
+/// The list's data: `commitments` commitments, each with `assessments_each` assessments and
+/// two pieces of evidence, one shared with the next commitment.
+pub async fn seed(
+    setup: &mut Client,
+    commitments: usize,
+    assessments_each: usize,
+) -> anyhow::Result<()> {
+    let ids = register_commitments(setup, "read", commitments).await?;
+    for (i, id) in ids.iter().enumerate() {
+        for n in 0..assessments_each {
+            assessed_id(&setup.post(assess_body(id, n)).await?)?;
+        }
+        for (j, title) in ["Trust survey", "Programme evaluation"].iter().enumerate() {
+            let mut concerns = vec![id.clone()];
+            if j == 1 {
+                concerns.push(ids[(i + 1) % ids.len()].clone());
+            }
+            setup
+                .execute(
+                    "mutation($input: SubmitEvidenceInput!) { submitEvidence(input: $input) { id } }",
+                    json!({ "input": {
+                        "commitmentIds": concerns,
+                        "title": format!("{title} {i}"),
+                        "summary": "Findings on progress.",
+                        "sourceUrl": "https://www.ed.ac.uk/usher/digital-innovation/evaluation",
+                        "submittedBy": "University of Edinburgh",
+                        "submittedOn": "2023-01-10",
+                        "kind": "EVALUATION",
+                    }}),
+                )
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// A client asking for the list, checking each answer's shape.
+pub struct Lister {
+    pub client: Client,
+    pub body: Bytes,
+    pub expect: usize,
 }
 
 impl LoopStep for Lister {
@@ -281,33 +318,7 @@ pub async fn run(server_url: &str, args: &ReadArgs) -> anyhow::Result<Value> {
         let token = admin_token(db).await?;
         let server = Server::start(&db.url, &[]).await?;
         let mut setup = Client::connect(server.addr, Some(&token)).await?;
-        let ids = register_commitments(&mut setup, "read", args.commitments).await?;
-        for (i, id) in ids.iter().enumerate() {
-            for n in 0..args.assessments_each {
-                assessed_id(&setup.post(assess_body(id, n)).await?)?;
-            }
-            // Two pieces of evidence on each commitment, one shared with the next.
-            for (j, title) in ["Trust survey", "Programme evaluation"].iter().enumerate() {
-                let mut concerns = vec![id.clone()];
-                if j == 1 {
-                    concerns.push(ids[(i + 1) % ids.len()].clone());
-                }
-                setup
-                    .execute(
-                        "mutation($input: SubmitEvidenceInput!) { submitEvidence(input: $input) { id } }",
-                        json!({ "input": {
-                            "commitmentIds": concerns,
-                            "title": format!("{title} {i}"),
-                            "summary": "Findings on progress.",
-                            "sourceUrl": "https://www.ed.ac.uk/usher/digital-innovation/evaluation",
-                            "submittedBy": "University of Edinburgh",
-                            "submittedOn": "2023-01-10",
-                            "kind": "EVALUATION",
-                        }}),
-                    )
-                    .await?;
-            }
-        }
+        seed(&mut setup, args.commitments, args.assessments_each).await?;
         let expect = args.commitments.min(50);
         let body: Bytes = serde_json::to_vec(&json!({ "query": LIST }))?.into();
         same_answer(&mut setup, body.clone(), &db.url).await?;

@@ -126,18 +126,8 @@ impl Server {
 
     /// The CPU time the server process has used so far (user and system), in seconds.
     pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))?;
-        // Fields after the command name (which is in parentheses and may hold spaces):
-        // utime and stime are the 12th and 13th, in clock ticks of 1/100 s (USER_HZ).
-        let rest = stat.rsplit_once(')').context("/proc/pid/stat")?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| -> anyhow::Result<f64> {
-            Ok(fields
-                .get(i)
-                .context("a field of /proc/pid/stat")?
-                .parse::<f64>()?)
-        };
-        Ok((ticks(11)? + ticks(12)?) / 100.0)
+        let stat = ProcStat::read(self.pid())?;
+        Ok(stat.seconds(11)? + stat.seconds(12)?)
     }
 
     /// The server's resident memory now and at its peak, in MiB.
@@ -199,6 +189,32 @@ pub async fn serve_child() -> anyhow::Result<()> {
     };
     app.run_until_stopped(stdin_closed).await?;
     Ok(())
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name (which is in parentheses and may
+/// hold spaces): the parent's pid is field 1; utime, stime, cutime and cstime are fields 11
+/// to 14, in clock ticks of 1/100 s (USER_HZ).
+pub struct ProcStat(Vec<String>);
+
+impl ProcStat {
+    pub fn read(pid: u32) -> anyhow::Result<Self> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        let rest = stat.rsplit_once(')').context("/proc/pid/stat")?.1;
+        Ok(Self(rest.split_whitespace().map(str::to_owned).collect()))
+    }
+
+    pub fn field(&self, i: usize) -> anyhow::Result<u64> {
+        Ok(self
+            .0
+            .get(i)
+            .context("a field of /proc/pid/stat")?
+            .parse()?)
+    }
+
+    /// A field of clock ticks, in seconds.
+    pub fn seconds(&self, i: usize) -> anyhow::Result<f64> {
+        Ok(self.field(i)? as f64 / 100.0)
+    }
 }
 
 /// One HTTP/1.1 keep-alive connection posting GraphQL requests. Every answer is checked: a
@@ -280,6 +296,19 @@ impl Client {
             .map(str::to_owned);
         response.into_body().collect().await?;
         Ok((status, etag))
+    }
+
+    /// GETs `path`; returns the status and the body as text.
+    pub async fn get_text(&mut self, path: &str) -> anyhow::Result<(u16, String)> {
+        self.sender.ready().await.context("connection closed")?;
+        let request = hyper::Request::get(path).header(hyper::header::HOST, "127.0.0.1");
+        let response = self
+            .sender
+            .send_request(request.body(Full::new(Bytes::new()))?)
+            .await?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
     }
 
     /// Executes `query` with `variables`; returns `data`.
