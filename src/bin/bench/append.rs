@@ -3,7 +3,7 @@
 //! straight into Postgres with sqlx.
 
 use crate::support::{
-    Client, LoopStep, Server, admin_token, assess_body, assessed_id, closed_loop, ratio,
+    Client, LoopStep, Server, admin_token, assess_body, assessed_id, closed_loop, pgbench, ratio,
     register_commitments, share_of, with_database,
 };
 use anyhow::Context;
@@ -83,6 +83,28 @@ fn equivalent_event() -> (Value, Value) {
     (payload, metadata)
 }
 
+/// The sqlx ceiling's transaction as a pgbench script: one equivalent event row (same
+/// payload, metadata and hashes) per transaction, with a time-ordered event id as the
+/// server's version 7 UUIDs are, in a fresh stream.
+fn pgbench_insert() -> anyhow::Result<String> {
+    let (payload, metadata) = equivalent_event();
+    let quote = |v: &Value| v.to_string().replace('\'', "''");
+    let hash = |b: u8| format!("'\\x{}'::bytea", hex::encode([b; 32]));
+    Ok(format!(
+        "BEGIN;\n\
+         insert into ceiling_events (event_id, stream_id, stream_type, version, event_type, \
+         schema_version, payload, metadata, occurred_at, recorded_at, previous_hash, hash) \
+         values ((lpad(to_hex((extract(epoch from clock_timestamp()) * 1000)::bigint), 12, '0') \
+         || substr(md5(random()::text), 1, 20))::uuid, gen_random_uuid(), 'commitment', 2, \
+         'CommitmentAssessed', 2, '{}'::jsonb, '{}'::jsonb, now(), now(), {}, {});\n\
+         END;\n",
+        quote(&payload),
+        quote(&metadata),
+        hash(7),
+        hash(9),
+    ))
+}
+
 pub async fn run(server_url: &str, args: &AppendArgs) -> anyhow::Result<Value> {
     let max_clients = args.clients.iter().copied().max().unwrap_or(1) as u32;
     with_database(server_url, max_clients + 2, async |db| {
@@ -138,11 +160,19 @@ pub async fn run(server_url: &str, args: &AppendArgs) -> anyhow::Result<Value> {
                 .context("the ceiling")?
             };
             ceiling_pool.close().await;
+            let script = pgbench_insert()?;
+            let url = db.url.clone();
+            let seconds = args.seconds;
+            let pg = tokio::task::spawn_blocking(move || pgbench(&url, &script, clients, seconds))
+                .await??;
+            let pg_rate = pg["tps"].as_f64().unwrap_or(0.0);
             levels.push(json!({
                 "clients": clients,
                 "api": { "appends": api_latency.len(), "appends_per_sec": api_rate.round(), "latency": api_latency.summary() },
                 "ceiling": { "inserts": ceiling_latency.len(), "inserts_per_sec": ceiling_rate.round(), "latency": ceiling_latency.summary() },
                 "ratio": ratio(api_rate, ceiling_rate),
+                "pgbench": pg,
+                "ratio_to_pgbench": ratio(api_rate, pg_rate),
             }));
         }
         server.stop().await?;
@@ -151,6 +181,7 @@ pub async fn run(server_url: &str, args: &AppendArgs) -> anyhow::Result<Value> {
             "commitments": args.commitments,
             "seconds_per_run": args.seconds,
             "ceiling": "the same clients, each inserting one equivalent event row per transaction with sqlx",
+            "pgbench": "the same transaction from pgbench -M prepared, same client count, on the same table",
             "levels": levels,
         }))
     })

@@ -3,7 +3,7 @@
 //! the hand-written SQL that answers the same question through sqlx.
 
 use crate::support::{
-    Client, LoopStep, Server, admin_token, assess_body, assessed_id, closed_loop, ratio,
+    Client, LoopStep, Server, admin_token, assess_body, assessed_id, closed_loop, pgbench, ratio,
     register_commitments, with_database,
 };
 use anyhow::Context;
@@ -355,6 +355,12 @@ pub async fn run(server_url: &str, args: &ReadArgs) -> anyhow::Result<Value> {
             .await
             .context("the hand-written SQL")?;
             pool.close().await;
+            let (url, seconds) = (db.url.clone(), args.seconds);
+            let pg = tokio::task::spawn_blocking(move || {
+                pgbench(&url, &format!("{};\n", LIST_SQL.trim()), connections, seconds)
+            })
+            .await??;
+            let pg_rate = pg["tps"].as_f64().unwrap_or(0.0);
             levels.push(json!({
                 "connections": connections,
                 "api": {
@@ -366,6 +372,8 @@ pub async fn run(server_url: &str, args: &ReadArgs) -> anyhow::Result<Value> {
                 },
                 "ceiling": { "requests_per_sec": sql_rate.round(), "latency": sql_latency.summary() },
                 "ratio": ratio(api_rate, sql_rate),
+                "pgbench": pg,
+                "ratio_to_pgbench": ratio(api_rate, pg_rate),
             }));
         }
         let mut caching = Vec::new();
@@ -380,6 +388,7 @@ pub async fn run(server_url: &str, args: &ReadArgs) -> anyhow::Result<Value> {
             "assessments_per_commitment": args.assessments_each,
             "seconds_per_run": args.seconds,
             "ceiling": "one hand-written SQL statement answering the same question, rows decoded, through sqlx",
+            "pgbench": "the same statement from pgbench -M prepared, same connection count",
             "field_order": field_order,
             "levels": levels,
         }))

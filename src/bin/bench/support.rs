@@ -350,6 +350,55 @@ impl Latencies {
     }
 }
 
+/// PostgreSQL's own benchmark client running `script` (a pgbench script: one transaction,
+/// statements ending in `;`) with prepared statements (`-M prepared`) from `clients`
+/// connections for `seconds`: the database's limit for that work, without any Rust client in
+/// the way. Answers transactions per second and pgbench's average latency.
+pub fn pgbench(db_url: &str, script: &str, clients: usize, seconds: f64) -> anyhow::Result<Value> {
+    let file = std::env::temp_dir().join(format!("ct-pgbench-{}.sql", uuid::Uuid::now_v7()));
+    std::fs::write(&file, script)?;
+    let threads = clients.clamp(1, 2).to_string();
+    let output = std::process::Command::new("pgbench")
+        .args(["-n", "-M", "prepared", "-j", &threads])
+        .args(["-c", &clients.to_string()])
+        .args(["-T", &(seconds.ceil() as u64).max(1).to_string()])
+        .arg("-f")
+        .arg(&file)
+        .arg(db_url)
+        .output()
+        .context("run pgbench (PostgreSQL's client programs)")?;
+    let _ = std::fs::remove_file(&file);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    anyhow::ensure!(
+        output.status.success(),
+        "pgbench failed: {}{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let number_after = |prefix: &str| -> anyhow::Result<f64> {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .with_context(|| format!("pgbench printed no {prefix:?}: {stdout}"))?;
+        Ok(line[prefix.len()..]
+            .split_whitespace()
+            .next()
+            .context("a number")?
+            .parse()?)
+    };
+    let failed = stdout
+        .lines()
+        .find(|l| l.starts_with("number of failed transactions:"))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    anyhow::ensure!(failed == 0, "pgbench: {failed} transactions failed");
+    Ok(json!({
+        "client": "pgbench -M prepared",
+        "tps": number_after("tps = ")?.round(),
+        "latency_average_ms": number_after("latency average = ")?,
+    }))
+}
+
 /// The nearest-rank percentile of sorted values.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
