@@ -50,16 +50,20 @@ impl Progress {
 
     fn start(&self, message: &str, total: Option<u64>, template: &str) {
         let Some(bar) = &self.bar else { return };
+        // The style first: a phase that ended within the redraw interval was otherwise
+        // only ever drawn in the previous one, without its name.
+        let style = ProgressStyle::with_template(template)
+            .expect("the templates are valid")
+            .progress_chars("=> ");
+        bar.set_message(message.to_owned());
+        bar.set_style(style);
         bar.reset();
         match total {
             Some(n) => bar.set_length(n),
             None => bar.unset_length(),
         }
-        bar.set_message(message.to_owned());
-        let style = ProgressStyle::with_template(template)
-            .expect("the templates are valid")
-            .progress_chars("=> ");
-        bar.set_style(style);
+        // Shown now, whatever the redraw interval: a short phase is still seen by name.
+        bar.force_draw();
     }
 
     /// `n` more steps done.
