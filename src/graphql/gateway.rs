@@ -136,7 +136,8 @@ impl Gateway {
         let operation_name = request.operation_name.clone();
         let variables = request.variables.clone();
         let started = std::time::Instant::now();
-        let mut response = self.inner.schema.execute(request).await;
+        let execution = Box::pin(self.inner.schema.execute(request));
+        let mut response = super::loaders::gathering::GatherLoads::new(execution).await;
         self.finish(
             &document,
             operation_name.as_deref(),

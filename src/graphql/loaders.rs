@@ -12,6 +12,140 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
+/// Batches gathered while a request's resolvers run, loaded once its task yields.
+///
+/// A batch starts when the first key of a kind is asked for, and the loader takes every key
+/// asked for until its load task runs. A fixed wait (async-graphql's 1 ms) is both too long
+/// and too short: a request alone waits a millisecond for nothing, and on a busy or slow
+/// machine a request still asking for keys when the wait ends splits its batch (the server
+/// process read 40 commitments' list in 19 to 23 statements instead of 10). Instead, while a
+/// request is polled inside [`GatherLoads`], the load tasks it starts are held back and
+/// spawned once the request has nothing left to do but wait for them: every key it asked
+/// for is in the batch, and so is every key another request asks for before the task is
+/// run, which under load is later.
+/// Loads started elsewhere (a WebSocket operation) keep a short fixed wait.
+pub mod gathering {
+    use futures_util::future::BoxFuture;
+    use std::cell::RefCell;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+    use std::time::Duration;
+
+    thread_local! {
+        static HELD: RefCell<Option<Vec<BoxFuture<'static, ()>>>> = const { RefCell::new(None) };
+    }
+
+    /// The wait of a batch started outside [`GatherLoads`].
+    const FALLBACK_WAIT: Duration = Duration::from_millis(1);
+
+    /// The loaders' spawner: holds a load task back while a [`GatherLoads`] poll runs on this
+    /// thread, and otherwise spawns it after a short wait.
+    pub fn spawn(task: BoxFuture<'static, ()>) {
+        let task = HELD.with(|held| match held.borrow_mut().as_mut() {
+            Some(list) => {
+                list.push(task);
+                None
+            }
+            None => Some(task),
+        });
+        if let Some(task) = task {
+            tokio::spawn(async move {
+                tokio::time::sleep(FALLBACK_WAIT).await;
+                task.await;
+            });
+        }
+    }
+
+    /// A request's execution, whose load tasks start once a poll of it ends with nothing
+    /// left to do but wait. A poll that ends because the executor's budget ran out (a list
+    /// of more than 32 items is polled in slices, each slice waking the task again) keeps
+    /// them held: the next slice's keys join the same batches.
+    pub struct GatherLoads<F> {
+        execution: Pin<Box<F>>,
+        held: Vec<BoxFuture<'static, ()>>,
+    }
+
+    impl<F> GatherLoads<F> {
+        pub fn new(execution: Pin<Box<F>>) -> Self {
+            Self {
+                execution,
+                held: Vec::new(),
+            }
+        }
+    }
+
+    /// Forwards a wake, noting that it happened.
+    struct Noting {
+        inner: Waker,
+        woken: AtomicBool,
+    }
+
+    impl Wake for Noting {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.woken.store(true, Ordering::Release);
+            self.inner.wake_by_ref();
+        }
+    }
+
+    /// Restores the thread's previous state even if the poll panicked, handing back what
+    /// the poll started.
+    struct Restore<'a> {
+        previous: Option<Vec<BoxFuture<'static, ()>>>,
+        into: &'a mut Vec<BoxFuture<'static, ()>>,
+    }
+
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            let held = HELD.with(|h| h.replace(self.previous.take()));
+            self.into.extend(held.into_iter().flatten());
+        }
+    }
+
+    impl<F: Future> Future for GatherLoads<F> {
+        type Output = F::Output;
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+            let this = self.get_mut();
+            let noting = Arc::new(Noting {
+                inner: cx.waker().clone(),
+                woken: AtomicBool::new(false),
+            });
+            let waker = Waker::from(noting.clone());
+            let outcome = {
+                let _restore = Restore {
+                    previous: HELD.with(|h| h.replace(Some(Vec::new()))),
+                    into: &mut this.held,
+                };
+                this.execution
+                    .as_mut()
+                    .poll(&mut Context::from_waker(&waker))
+            };
+            if outcome.is_ready() || !noting.woken.load(Ordering::Acquire) {
+                for task in this.held.drain(..) {
+                    tokio::spawn(task);
+                }
+            }
+            outcome
+        }
+    }
+
+    impl<F> Drop for GatherLoads<F> {
+        fn drop(&mut self) {
+            // Other requests may wait on a held batch.
+            for task in self.held.drain(..) {
+                tokio::spawn(task);
+            }
+        }
+    }
+}
+
 /// The loader behind every batched read.
 pub struct Loaders {
     pool: PgPool,

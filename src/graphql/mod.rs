@@ -128,10 +128,13 @@ pub struct Schemas {
 
 /// Builds the schemas with their data.
 pub fn build_schemas(deps: SchemaDeps) -> Schemas {
-    // One loader for the whole process, without a cache: it batches concurrent loads (within a
-    // request and across requests) and never serves a stale row.
-    let loader_of =
-        |pool: &PgPool| Arc::new(DataLoader::new(Loaders::new(pool.clone()), tokio::spawn));
+    // One loader per database for the whole process, without a cache: it batches concurrent
+    // loads (within a request and across requests, `loaders::gathering`) and never serves a
+    // stale row.
+    let loader_of = |pool: &PgPool| {
+        let loader = DataLoader::new(Loaders::new(pool.clone()), loaders::gathering::spawn);
+        Arc::new(loader.delay(std::time::Duration::ZERO))
+    };
     let loader = loader_of(&deps.pool);
     let mut loaders = vec![loader.clone()];
     loaders.extend(

@@ -52,7 +52,7 @@ pub fn statements() -> u64 {
     STATEMENTS.with(Cell::get)
 }
 
-const LIST: &str = "{
+pub const LIST: &str = "{
     commitments(first: 100) {
         totalCount
         nodes {
@@ -94,9 +94,9 @@ async fn listing_commitments_with_assessments_and_evidence_costs_the_same_statem
     assert!(few > 0, "the counter must see the list's statements");
     // list + count + one batch per kind of related record (latest assessments, predecessors,
     // whole timelines, evidence, revisions, disputes, evidence by id, commitments by id), a
-    // kind asked for at two depths taking at most two batches: about 11. On a busy machine a batch's window (1 ms) can close before every
-    // resolver has asked, splitting it; the bound allows for a few such splits. One statement
-    // per commitment would be 40 or more.
+    // kind asked for at two depths taking at most two batches: about 11. The bound allows
+    // for a few splits. One statement per commitment would be 40 or more. (The same on the
+    // server process's own runtime: `replicas::on_the_server_process_a_list_costs…`.)
     const BOUND: u64 = 16;
     println!("statements: {few} for 3 commitments, {many} for 40");
     assert!(
