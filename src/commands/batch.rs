@@ -150,12 +150,7 @@ impl Core {
     /// all, if the shared transaction fails before its commit) one by one.
     async fn run(self: Arc<Self>, batch: Vec<Job>) {
         let (together, after) = split(batch);
-        if together.len() == 1 {
-            for job in together {
-                let result = self.execute_alone(&job).await;
-                job.answer(result);
-            }
-        } else {
+        {
             match self.execute_batch(&together).await {
                 Ok(results) => {
                     for (job, result) in together.into_iter().zip(results) {
@@ -163,8 +158,12 @@ impl Core {
                     }
                 }
                 Err(BatchFailure::BeforeCommit(e)) => {
-                    tracing::warn!(error = %e, commands = together.len(),
-                        "a batch failed before its commit; running its commands one by one");
+                    // A lone command's refusal found by the database (a slug taken) is no
+                    // news; a batch's failure is.
+                    if together.len() > 1 || !matches!(e, StoreError::Domain(_)) {
+                        tracing::warn!(error = %e, commands = together.len(),
+                            "a batch failed before its commit; running its commands one by one");
+                    }
                     for job in together {
                         let result = self.execute_alone(&job).await;
                         job.answer(result);
@@ -225,9 +224,25 @@ impl Core {
             .filter(|j| !j.target.creates)
             .map(|j| (j.target.stream_id, j.target.stream_type))
             .collect();
-        let (heads, now) = event_store::lock_streams(&mut tx, &existing).await?;
-        let tokens: HashSet<Uuid> = jobs.iter().filter_map(|j| j.token()).collect();
-        let valid = tokens::still_valid(&mut tx, &tokens.into_iter().collect::<Vec<_>>()).await?;
+        let tokens: Vec<Uuid> = jobs
+            .iter()
+            .filter_map(|j| j.token())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let commitments: Vec<Uuid> = jobs
+            .iter()
+            .flat_map(|j| j.refs.commitments.iter().copied())
+            .collect();
+        let evidence: Vec<Uuid> = jobs
+            .iter()
+            .flat_map(|j| j.refs.evidence.iter().copied())
+            .collect();
+        // One round trip: the gate, the locks, and what the commands decide against.
+        let opened =
+            event_store::open_append(&mut tx, &existing, &tokens, &commitments, &evidence).await?;
+        let (heads, now, valid) = (opened.heads, opened.now, opened.valid_tokens);
+        let mut references = opened.references;
         let refused: Vec<bool> = jobs
             .iter()
             .map(|j| j.token().is_some_and(|t| !valid.contains(&t)))
@@ -261,16 +276,6 @@ impl Core {
         for ((i, _), claim) in keyed.iter().zip(claims) {
             claim_of[*i] = Some(claim);
         }
-
-        let commitments: Vec<Uuid> = jobs
-            .iter()
-            .flat_map(|j| j.refs.commitments.iter().copied())
-            .collect();
-        let evidence: Vec<Uuid> = jobs
-            .iter()
-            .flat_map(|j| j.refs.evidence.iter().copied())
-            .collect();
-        let mut references = read::existing_streams(&mut tx, &commitments, &evidence).await?;
 
         let mut results: Vec<Option<Result<Outcome, CommandError>>> =
             (0..jobs.len()).map(|_| None).collect();
@@ -350,13 +355,28 @@ impl Core {
                 metadata: &p.metadata,
             })
             .collect();
-        let stored = event_store::append_many(&mut tx, &appends).await?;
+        let mut sealed = event_store::seal_many(&appends)?;
+        // A batch of verdicts (the usual busy batch) writes its projections in the append's
+        // own statement; any other applies them after it.
+        let verdicts = {
+            let events: Vec<(&StoredEvent, &DomainEvent)> = sealed
+                .events
+                .iter()
+                .zip(&planned)
+                .flat_map(|(stored, p)| stored.iter().zip(p.events.iter().map(|(e, _)| e)))
+                .collect();
+            projections::Verdicts::of(&events)
+        };
+        event_store::write_sealed(&mut tx, &mut sealed, verdicts.as_ref().map(|v| v as _)).await?;
+        let stored = sealed.events;
         let applied: Vec<(&StoredEvent, &DomainEvent)> = stored
             .iter()
             .zip(&planned)
             .flat_map(|(stored, p)| stored.iter().zip(p.events.iter().map(|(e, _)| e)))
             .collect();
-        projections::apply_many(&mut tx, &applied).await?;
+        if verdicts.is_none() {
+            projections::apply_many(&mut tx, &applied).await?;
+        }
         let outcomes: Vec<(&str, &str, Value)> = planned
             .iter()
             .filter_map(|p| {

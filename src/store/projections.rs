@@ -3,7 +3,7 @@
 //! `apply` is the one function that turns an event into projection rows; the live append path
 //! and a rebuild both go through it, so the two cannot drift apart.
 
-use super::event_store::StoredEvent;
+use super::event_store::{Fused, StoredEvent};
 use super::{StoreError, StoreResult, unique_violation};
 use crate::domain::DomainError;
 use crate::domain::DomainEvent;
@@ -294,10 +294,7 @@ pub async fn apply_many(
     // of different lengths.
     let evidence: Vec<String> = assessed
         .iter()
-        .map(|(_, e)| {
-            let ids: Vec<String> = e.evidence_ids.iter().map(Uuid::to_string).collect();
-            format!("{{{}}}", ids.join(","))
-        })
+        .map(|(_, e)| uuid_array_literal(&e.evidence_ids))
         .collect();
     // language=PostgreSQL
     sqlx::query(
@@ -368,6 +365,171 @@ pub async fn apply_many(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// A batch's verdicts, written by the append's own statement (see [`Fused`]): the rows
+/// [`apply`] writes for each, in no extra round trip.
+#[derive(Debug)]
+pub struct Verdicts {
+    event_id: Vec<Uuid>,
+    id: Vec<Uuid>,
+    commitment_id: Vec<Uuid>,
+    assessor: Vec<String>,
+    assessor_kind: Vec<&'static str>,
+    assessed_on: Vec<NaiveDate>,
+    overall: Vec<Option<&'static str>>,
+    met: Vec<Option<&'static str>>,
+    funding: Vec<Option<&'static str>>,
+    impact: Vec<Option<&'static str>>,
+    appropriateness: Vec<Option<&'static str>>,
+    delivery_status: Vec<&'static str>,
+    rationale: Vec<String>,
+    evidence_ids: Vec<String>,
+    evaluation: Vec<Option<String>>,
+    recorded_at: Vec<chrono::DateTime<chrono::Utc>>,
+    actor: Vec<String>,
+    version: Vec<i32>,
+}
+
+impl Verdicts {
+    /// The verdicts of a batch made only of verdicts, each on a commitment of its own (the
+    /// bulk of any busy batch); `None` for any other batch, which [`apply_many`] applies
+    /// after the append.
+    pub fn of(events: &[(&StoredEvent, &DomainEvent)]) -> Option<Verdicts> {
+        let mut streams = std::collections::HashSet::with_capacity(events.len());
+        let mut assessed = Vec::with_capacity(events.len());
+        for (stored, event) in events {
+            match event {
+                DomainEvent::Commitment(CommitmentEvent::Assessed(e))
+                    if streams.insert(stored.stream_id) =>
+                {
+                    assessed.push((*stored, e));
+                }
+                _ => return None,
+            }
+        }
+        if assessed.is_empty() {
+            return None;
+        }
+        let rating = |r: Option<Rating>| r.map(Rating::as_str);
+        Some(Verdicts {
+            event_id: column(&assessed, |(s, _)| s.event_id),
+            id: column(&assessed, |(_, e)| e.assessment_id),
+            commitment_id: column(&assessed, |(s, _)| s.stream_id),
+            assessor: column(&assessed, |(_, e)| e.assessor.clone()),
+            assessor_kind: column(&assessed, |(_, e)| e.assessor_kind.as_str()),
+            assessed_on: column(&assessed, |(_, e)| e.assessed_on),
+            overall: column(&assessed, |(_, e)| rating(e.overall)),
+            met: column(&assessed, |(_, e)| rating(e.aspects.met)),
+            funding: column(&assessed, |(_, e)| rating(e.aspects.funding)),
+            impact: column(&assessed, |(_, e)| rating(e.aspects.impact)),
+            appropriateness: column(&assessed, |(_, e)| rating(e.aspects.appropriateness)),
+            delivery_status: column(&assessed, |(_, e)| e.delivery_status.as_str()),
+            rationale: column(&assessed, |(_, e)| e.rationale.clone()),
+            evidence_ids: column(&assessed, |(_, e)| uuid_array_literal(&e.evidence_ids)),
+            evaluation: column(&assessed, |(_, e)| e.evaluation.clone()),
+            recorded_at: column(&assessed, |(s, _)| s.recorded_at),
+            actor: column(&assessed, |(s, _)| s.actor().to_owned()),
+            version: column(&assessed, |(s, _)| s.version),
+        })
+    }
+}
+
+impl Fused for Verdicts {
+    fn ctes(&self, first: usize) -> String {
+        let n = |k: usize| format!("${}", first + k);
+        // The same rows and the same rule for the current assessment as `apply`: the latest
+        // by (assessed_on, position). Every statement of the batch reads the snapshot from
+        // before it, so the current assessment compared with is the one from before.
+        // language=PostgreSQL
+        format!(
+            "verdicts as (
+                 insert into assessments (id, commitment_id, assessor, assessor_kind,
+                                          assessed_on, overall, met, funding, impact,
+                                          appropriateness, delivery_status, rationale,
+                                          evidence_ids, evaluation, position, transaction_id,
+                                          recorded_at, actor)
+                 select v.id, v.commitment_id, v.assessor, v.assessor_kind, v.assessed_on,
+                        v.overall, v.met, v.funding, v.impact, v.appropriateness,
+                        v.delivery_status, v.rationale, v.evidence_ids::uuid[], v.evaluation,
+                        a.position, a.transaction_id, v.recorded_at, v.actor
+                 from unnest({ev}::uuid[], {id}::uuid[], {cm}::uuid[], {asr}::text[],
+                             {kind}::text[], {on}::date[], {ov}::text[], {met}::text[],
+                             {fun}::text[], {imp}::text[], {app}::text[], {ds}::text[],
+                             {rat}::text[], {evi}::text[], {eva}::text[], {at}::timestamptz[],
+                             {act}::text[])
+                      as v(event_id, id, commitment_id, assessor, assessor_kind, assessed_on,
+                           overall, met, funding, impact, appropriateness, delivery_status,
+                           rationale, evidence_ids, evaluation, recorded_at, actor)
+                 join appended a on a.event_id = v.event_id
+             ), current_verdicts as (
+                 update commitments c
+                    set version = v.version, updated_at = v.recorded_at,
+                        last_transaction_id = a.transaction_id, last_position = a.position,
+                        current_assessment_id = case
+                            when c.current_assessment_id is null or not exists (
+                                select 1 from assessments x
+                                where x.id = c.current_assessment_id
+                                  and (x.assessed_on, x.position) > (v.assessed_on, a.position))
+                            then v.id else c.current_assessment_id end
+                   from unnest({ev}::uuid[], {id}::uuid[], {cm}::uuid[], {on}::date[],
+                               {at}::timestamptz[], {ver}::int4[])
+                        as v(event_id, id, commitment_id, assessed_on, recorded_at, version)
+                   join appended a on a.event_id = v.event_id
+                  where c.id = v.commitment_id
+             )",
+            ev = n(0),
+            id = n(1),
+            cm = n(2),
+            asr = n(3),
+            kind = n(4),
+            on = n(5),
+            ov = n(6),
+            met = n(7),
+            fun = n(8),
+            imp = n(9),
+            app = n(10),
+            ds = n(11),
+            rat = n(12),
+            evi = n(13),
+            eva = n(14),
+            at = n(15),
+            act = n(16),
+            ver = n(17),
+        )
+    }
+
+    fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        query
+            .bind(&self.event_id)
+            .bind(&self.id)
+            .bind(&self.commitment_id)
+            .bind(&self.assessor)
+            .bind(&self.assessor_kind)
+            .bind(&self.assessed_on)
+            .bind(&self.overall)
+            .bind(&self.met)
+            .bind(&self.funding)
+            .bind(&self.impact)
+            .bind(&self.appropriateness)
+            .bind(&self.delivery_status)
+            .bind(&self.rationale)
+            .bind(&self.evidence_ids)
+            .bind(&self.evaluation)
+            .bind(&self.recorded_at)
+            .bind(&self.actor)
+            .bind(&self.version)
+    }
+}
+
+/// A list of ids as a PostgreSQL array literal: `unnest` cannot take an array of arrays of
+/// different lengths, so each row's ids travel as text and are cast back.
+fn uuid_array_literal(ids: &[Uuid]) -> String {
+    let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    format!("{{{}}}", ids.join(","))
 }
 
 /// One column of a batch's rows, for binding as an array.

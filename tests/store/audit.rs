@@ -223,3 +223,81 @@ async fn a_rebuild_under_concurrent_writes_loses_nothing_and_leaves_the_same_ans
     assert_eq!(slug_key, 1);
     let _ = View::load(&pool, TimeFilter::default()).await.unwrap();
 }
+
+#[tokio::test]
+async fn verdicts_written_together_leave_the_projections_a_replay_gives() {
+    let (_db, pool, commands) = seeded().await;
+    let commitments: Vec<(Uuid, chrono::NaiveDate)> =
+        sqlx::query_as("select id, announced_on from commitments order by slug")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let before: i64 = sqlx::query_scalar("select max(position) from events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    // Every commitment gets a verdict at once: half dated after every verdict the seed holds
+    // (each becomes current), half dated the day it was announced (history, where the
+    // commitment has a verdict already).
+    let writes = commitments.iter().enumerate().map(|(i, (id, announced))| {
+        let cmd = AssessCommitment {
+            commitment_id: *id,
+            assessment_id: Uuid::nil(),
+            assessor: Line::parse("assessor", "Panel").unwrap(),
+            assessor_kind: AssessorKind::Independent,
+            assessed_on: if i % 2 == 0 {
+                chrono::NaiveDate::from_ymd_opt(2030, 1, 1).unwrap()
+            } else {
+                *announced
+            },
+            overall: Some(Rating::Good),
+            aspects: Aspects::default(),
+            delivery_status: DeliveryStatus::OnTrack,
+            rationale: Text::parse("rationale", "r").unwrap(),
+            evidence_ids: vec![],
+            evaluation: None,
+        };
+        let commands = commands.clone();
+        async move {
+            commands
+                .assess_commitment(&ctx(format!("v{i}")), cmd, None)
+                .await
+                .expect("no write fails")
+        }
+    });
+    futures_util::future::join_all(writes).await;
+
+    let (events, transactions): (i64, i64) = sqlx::query_as(
+        "select count(*), count(distinct transaction_id) from events where position > $1",
+    )
+    .bind(before)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(events as usize, commitments.len());
+    assert!(
+        transactions < events,
+        "the verdicts shared transactions ({transactions} for {events})"
+    );
+    let check = verify::verify(&pool).await.unwrap();
+    assert!(check.ok(), "{:?}", check.problems);
+    // The current verdict of each is the latest by (assessed_on, position).
+    let wrong: Vec<(Uuid,)> = sqlx::query_as(
+        "select c.id from commitments c
+         where c.current_assessment_id is distinct from (
+             select a.id from assessments a where a.commitment_id = c.id
+             order by a.assessed_on desc, a.position desc limit 1)",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(wrong.is_empty(), "{wrong:?}");
+    let current_2030: i64 = sqlx::query_scalar(
+        "select count(*) from commitments c join assessments a on a.id = c.current_assessment_id
+         where a.assessed_on = '2030-01-01'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(current_2030 as usize, commitments.len().div_ceil(2));
+}

@@ -13,13 +13,13 @@ pub use stored::*;
 use super::chain::{ChainInput, canonical_bytes, link_leaf};
 use super::personal::{self, Personal, PersonalRow};
 use super::{StoreError, StoreResult, unique_violation};
-use crate::domain::{DomainError, DomainEvent, StreamType};
+use crate::domain::{DomainError, DomainEvent, EvidenceStatus, References, StreamType};
 use crate::tlog::tiles::MAX_LEAF_BYTES;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::AssertSqlSafe;
 use sqlx::{PgConnection, Row};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 /// Who asked for a change and how: stored as each event's metadata.
@@ -111,78 +111,108 @@ pub async fn lock_stream(
     }))
 }
 
-/// Locks several existing streams for one transaction, as [`lock_stream`] does one, and
-/// returns the heads of those that exist with the type asked (the others are missing from the
-/// map) and the database clock after the locks were taken.
+/// What a batch of commands decides against, read in the round trip that takes its locks.
+#[derive(Debug, Default)]
+pub struct Opened {
+    /// The heads of the streams asked for that exist with the type asked (the others are
+    /// missing).
+    pub heads: HashMap<Uuid, StreamHead>,
+    /// The database clock after the locks were taken: the events' `recorded_at`.
+    pub now: DateTime<Utc>,
+    /// Which of the tokens asked for are valid now, as this transaction sees them: no event
+    /// is written under a token revoked or expired before the commit, whatever a cache said.
+    pub valid_tokens: HashSet<Uuid>,
+    /// Which of the referenced commitments and evidence exist.
+    pub references: References,
+}
+
+/// Opens an append in one round trip (migration 0011): enters the append gate, locks the
+/// existing `streams`, and reads their heads, the clock, which of `tokens` are valid and
+/// which referenced streams exist, in a snapshot taken after the locks (see `lock_stream`).
 ///
 /// Every batch takes its stream locks in one order (ascending key, after the append gate), so
 /// two batches can wait for each other's commit but never for each other in a cycle.
-pub async fn lock_streams(
+pub async fn open_append(
     conn: &mut PgConnection,
     streams: &[(Uuid, StreamType)],
-) -> StoreResult<(HashMap<Uuid, StreamHead>, DateTime<Utc>)> {
+    tokens: &[Uuid],
+    commitments: &[Uuid],
+    evidence: &[Uuid],
+) -> StoreResult<Opened> {
     let mut keys: Vec<i64> = streams.iter().map(|(id, _)| lock_key(*id)).collect();
     keys.sort_unstable();
     keys.dedup();
-    // `union all` runs its branches in order and a function scan yields an array in order:
-    // the gate first, then the streams in ascending key order.
     // language=PostgreSQL
-    sqlx::query(
-        "select enter_append_gate($1)
-         union all
-         select pg_advisory_xact_lock(k) from unnest($2::int8[]) as k",
-    )
-    .bind(APPEND_GATE)
-    .bind(&keys)
-    .execute(&mut *conn)
-    .await?;
-    // A statement of its own, for a snapshot taken after the waits (see `lock_stream`).
-    // language=PostgreSQL
-    let rows = sqlx::query(
-        "select s.stream_id, s.stream_type, s.version, s.last_hash, now.at
-         from (select clock_timestamp() as at) now
-         left join streams s on s.stream_id = any($1)",
-    )
-    .bind(streams.iter().map(|(id, _)| *id).collect::<Vec<_>>())
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows = sqlx::query("select * from open_append($1, $2, $3, $4, $5, $6)")
+        .bind(APPEND_GATE)
+        .bind(&keys)
+        .bind(streams.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+        .bind(tokens)
+        .bind(commitments)
+        .bind(evidence)
+        .fetch_all(&mut *conn)
+        .await?;
     let mut now = None;
     let mut found: HashMap<Uuid, (String, i32, Option<Vec<u8>>)> = HashMap::new();
+    let mut opened = Opened::default();
     for row in &rows {
-        now = Some(row.try_get::<DateTime<Utc>, _>("at")?);
-        if let Some(id) = row.try_get::<Option<Uuid>, _>("stream_id")? {
-            found.insert(
-                id,
-                (
-                    row.try_get("stream_type")?,
-                    row.try_get("version")?,
-                    row.try_get("last_hash")?,
-                ),
-            );
+        let kind: &str = row.try_get("kind")?;
+        let id: Option<Uuid> = row.try_get("id")?;
+        match (kind, id) {
+            ("clock", _) => now = Some(row.try_get::<DateTime<Utc>, _>("at")?),
+            ("head", Some(id)) => {
+                found.insert(
+                    id,
+                    (
+                        row.try_get("stream_type")?,
+                        row.try_get("version")?,
+                        row.try_get("last_hash")?,
+                    ),
+                );
+            }
+            ("token", Some(id)) => {
+                opened.valid_tokens.insert(id);
+            }
+            ("commitment", Some(id)) => {
+                opened.references.commitments.insert(id);
+            }
+            ("evidence", Some(id)) => {
+                let status = if row.try_get::<Option<bool>, _>("retracted")? == Some(true) {
+                    EvidenceStatus::Retracted
+                } else {
+                    EvidenceStatus::Current
+                };
+                opened.references.evidence.insert(id, status);
+            }
+            _ => {
+                return Err(StoreError::Corrupt {
+                    position: 0,
+                    reason: format!("open_append returned an unknown row: {kind}"),
+                });
+            }
         }
     }
-    let now = now.ok_or(StoreError::Corrupt {
+    opened.now = now.ok_or(StoreError::Corrupt {
         position: 0,
-        reason: "the clock query returned no row".into(),
+        reason: "open_append returned no clock".into(),
     })?;
-    let mut heads = HashMap::with_capacity(streams.len());
     for (id, stream_type) in streams {
         if let Some((stored_type, version, last_hash)) = found.get(id)
             && stored_type == stream_type.as_str()
         {
-            heads.insert(
+            opened.heads.insert(
                 *id,
                 StreamHead {
                     stream_id: *id,
                     stream_type: *stream_type,
                     version: *version,
                     last_hash: last_hash.clone(),
-                    now,
+                    now: opened.now,
                 },
             );
         }
     }
-    Ok((heads, now))
+    Ok(opened)
 }
 
 /// A head for a stream that does not exist yet.
@@ -281,6 +311,38 @@ pub async fn append_many(
     conn: &mut PgConnection,
     appends: &[Append<'_>],
 ) -> StoreResult<Vec<Vec<StoredEvent>>> {
+    let mut sealed = seal_many(appends)?;
+    write_sealed(conn, &mut sealed, None).await?;
+    Ok(sealed.events)
+}
+
+/// Events chained, hashed and ready to write: everything but their positions and
+/// transaction id, which the database assigns.
+#[derive(Debug, Default)]
+pub struct Sealed {
+    /// Each command's events, in the order given.
+    pub events: Vec<Vec<StoredEvent>>,
+    personal: Vec<(Uuid, PersonalRow)>,
+    /// The first command's head, for the conflict a writer that skipped the lock causes.
+    first: Option<(i32, i32)>,
+}
+
+/// Projection writes made by the append's own statement, after its rows are placed: common
+/// table expressions over `appended(event_id, position, transaction_id)`.
+pub trait Fused: Sync {
+    /// The expressions, each `name as (...)`, separated by commas, numbering their
+    /// parameters from `$first`.
+    fn ctes(&self, first: usize) -> String;
+    /// Binds their parameters, in order.
+    fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+}
+
+/// Chains and hashes several commands' events, each on its own locked stream, as
+/// [`append_many`] writes them.
+pub fn seal_many(appends: &[Append<'_>]) -> StoreResult<Sealed> {
     let mut stored: Vec<Vec<StoredEvent>> = Vec::with_capacity(appends.len());
     let mut personal_rows: Vec<(Uuid, PersonalRow)> = Vec::new();
     for append in appends {
@@ -341,15 +403,34 @@ pub async fn append_many(
         }
         stored.push(events);
     }
+    Ok(Sealed {
+        events: stored,
+        personal: personal_rows,
+        first: appends
+            .first()
+            .map(|a| (a.head.version, a.head.version + 1)),
+    })
+}
+
+/// Writes sealed events in one statement (in the order given, so positions follow it), the
+/// streams' new heads, their personal data and `fused`'s projection writes, and fills in
+/// each event's position and transaction id.
+pub async fn write_sealed(
+    conn: &mut PgConnection,
+    sealed: &mut Sealed,
+    fused: Option<&dyn Fused>,
+) -> StoreResult<()> {
+    let stored = &mut sealed.events;
+    let personal_rows = &sealed.personal;
     let all: Vec<&StoredEvent> = stored.iter().flatten().collect();
     if all.is_empty() {
-        return Ok(stored);
+        return Ok(());
     }
     let heads: Vec<&StoredEvent> = stored.iter().filter_map(|events| events.last()).collect();
     // One round trip for the whole batch: the rows (in the order given, so positions follow
     // it) and each stream's new head.
     // language=PostgreSQL
-    let rows = sqlx::query(
+    let sql = format!(
         "with appended as (
              insert into events (event_id, stream_id, stream_type, version, event_type,
                                  schema_version, payload, metadata, occurred_at, recorded_at,
@@ -373,73 +454,79 @@ pub async fn append_many(
              select * from unnest($13::uuid[], $14::text[], $15::int4[], $16::bytea[])
              on conflict (stream_id) do update
                 set version = excluded.version, last_hash = excluded.last_hash
-         )
+         ){}
          select event_id, position, transaction_id from appended",
-    )
-    .bind(all.iter().map(|e| e.event_id).collect::<Vec<_>>())
-    .bind(all.iter().map(|e| e.stream_id).collect::<Vec<_>>())
-    .bind(
-        all.iter()
-            .map(|e| e.stream_type.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(all.iter().map(|e| e.version).collect::<Vec<_>>())
-    .bind(
-        all.iter()
-            .map(|e| e.event_type.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(all.iter().map(|e| e.schema_version).collect::<Vec<_>>())
-    .bind(all.iter().map(|e| &e.payload).collect::<Vec<_>>())
-    .bind(all.iter().map(|e| &e.metadata).collect::<Vec<_>>())
-    .bind(all.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
-    .bind(all.iter().map(|e| e.recorded_at).collect::<Vec<_>>())
-    .bind(
-        all.iter()
-            .map(|e| e.previous_hash.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind(all.iter().map(|e| e.hash.as_slice()).collect::<Vec<_>>())
-    .bind(heads.iter().map(|e| e.stream_id).collect::<Vec<_>>())
-    .bind(
-        heads
-            .iter()
-            .map(|e| e.stream_type.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(heads.iter().map(|e| e.version).collect::<Vec<_>>())
-    .bind(heads.iter().map(|e| e.hash.as_slice()).collect::<Vec<_>>())
-    .bind(personal_rows.iter().map(|(id, _)| *id).collect::<Vec<_>>())
-    .bind(
-        personal_rows
-            .iter()
-            .map(|(_, r)| r.field)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        personal_rows
-            .iter()
-            .map(|(_, r)| r.opening.as_slice())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        personal_rows
-            .iter()
-            .map(|(_, r)| r.value.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(|e| match unique_violation(&e).as_deref() {
-        Some("events_stream_version_key") => {
-            let head = appends[0].head;
-            StoreError::Domain(DomainError::Conflict {
-                expected: head.version,
-                actual: head.version + 1,
-            })
+        fused
+            .map(|f| format!(", {}", f.ctes(21)))
+            .unwrap_or_default()
+    );
+    let query = sqlx::query(AssertSqlSafe(sql))
+        .bind(all.iter().map(|e| e.event_id).collect::<Vec<_>>())
+        .bind(all.iter().map(|e| e.stream_id).collect::<Vec<_>>())
+        .bind(
+            all.iter()
+                .map(|e| e.stream_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(all.iter().map(|e| e.version).collect::<Vec<_>>())
+        .bind(
+            all.iter()
+                .map(|e| e.event_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(all.iter().map(|e| e.schema_version).collect::<Vec<_>>())
+        .bind(all.iter().map(|e| &e.payload).collect::<Vec<_>>())
+        .bind(all.iter().map(|e| &e.metadata).collect::<Vec<_>>())
+        .bind(all.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
+        .bind(all.iter().map(|e| e.recorded_at).collect::<Vec<_>>())
+        .bind(
+            all.iter()
+                .map(|e| e.previous_hash.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(all.iter().map(|e| e.hash.as_slice()).collect::<Vec<_>>())
+        .bind(heads.iter().map(|e| e.stream_id).collect::<Vec<_>>())
+        .bind(
+            heads
+                .iter()
+                .map(|e| e.stream_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(heads.iter().map(|e| e.version).collect::<Vec<_>>())
+        .bind(heads.iter().map(|e| e.hash.as_slice()).collect::<Vec<_>>())
+        .bind(personal_rows.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+        .bind(
+            personal_rows
+                .iter()
+                .map(|(_, r)| r.field)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            personal_rows
+                .iter()
+                .map(|(_, r)| r.opening.as_slice())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            personal_rows
+                .iter()
+                .map(|(_, r)| r.value.as_str())
+                .collect::<Vec<_>>(),
+        );
+    let query = match fused {
+        Some(f) => f.bind(query),
+        None => query,
+    };
+    let first = sealed.first;
+    let rows = query.fetch_all(&mut *conn).await.map_err(|e| {
+        match (unique_violation(&e).as_deref(), first) {
+            (Some("events_stream_version_key"), Some((expected, actual))) => {
+                StoreError::Domain(DomainError::Conflict { expected, actual })
+            }
+            _ => StoreError::Database(e),
         }
-        _ => StoreError::Database(e),
     })?;
+    let stored = &mut sealed.events;
     let mut placed: HashMap<Uuid, (i64, i64)> = HashMap::with_capacity(rows.len());
     for row in &rows {
         placed.insert(
@@ -459,5 +546,5 @@ pub async fn append_many(
         e.position = position;
         e.transaction_id = transaction_id;
     }
-    Ok(stored)
+    Ok(())
 }
