@@ -82,6 +82,9 @@ struct Shared {
     /// Asks the notifier to send one NOTIFY: commits that happen while one is being sent
     /// share the next, so a burst of commits costs a few notifications, not one each.
     notify: Notify,
+    /// This process's NOTIFY payload: the listener ignores its own, whose commits already
+    /// woke the reader locally, so each local burst is read once, not twice.
+    origin: String,
 }
 
 /// A handle on the process's live feed. Cheap to clone.
@@ -105,6 +108,7 @@ impl Feed {
             sender,
             wake: Notify::new(),
             notify: Notify::new(),
+            origin: Uuid::new_v4().simple().to_string(),
         });
         tokio::spawn(notifier(pool.clone(), Arc::downgrade(&shared)));
         Ok(Self {
@@ -438,6 +442,7 @@ async fn listen(pool: PgPool, shared: Arc<Shared>) {
         shared.wake.notify_one();
         loop {
             match listener.try_recv().await {
+                Ok(Some(n)) if n.payload() == shared.origin => {}
                 Ok(Some(_)) => shared.wake.notify_one(),
                 // The connection dropped; PgListener reconnects on the next call.
                 Ok(None) => shared.wake.notify_one(),
@@ -459,13 +464,15 @@ async fn notifier(pool: PgPool, shared: std::sync::Weak<Shared>) {
         };
         // The timeout only bounds how long this task outlives the feed.
         let asked = tokio::time::timeout(Duration::from_secs(1), strong.notify.notified()).await;
+        let origin = strong.origin.clone();
         drop(strong);
         if asked.is_err() {
             continue;
         }
         // language=PostgreSQL
-        if let Err(e) = sqlx::query("select pg_notify($1, '')")
+        if let Err(e) = sqlx::query("select pg_notify($1, $2)")
             .bind(CHANNEL)
+            .bind(origin)
             .execute(&pool)
             .await
         {

@@ -530,3 +530,49 @@ async fn next_event(
         .expect("an event in time")
         .expect("the feed goes on")
 }
+
+#[tokio::test]
+async fn another_process_hears_an_append_by_notify_without_waiting_for_its_poll() {
+    let (_db, pool) = fresh().await;
+    // Two feeds stand for two server processes; neither polls within the test's time, so
+    // only the NOTIFY one sends can wake the other.
+    let quiet = FeedSettings {
+        poll_interval: Duration::from_secs(3600),
+        capacity: 64,
+        horizon: Default::default(),
+    };
+    let writer = Feed::new(pool.clone(), quiet).await.unwrap();
+    let reader = Feed::new(pool.clone(), quiet).await.unwrap();
+    tokio::spawn(writer.clone().run(std::future::pending()));
+    tokio::spawn(reader.clone().run(std::future::pending()));
+    let mut heard = reader.subscribe(None, EventFilter::default());
+    let mut own = writer.subscribe(None, EventFilter::default());
+    // Each feed LISTENs from a task of its own, which wakes its reader once connected: wait
+    // until both listen, so that only a NOTIFY can deliver what follows.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (listening,): (i64,) = sqlx::query_as(
+            "select count(*) from pg_stat_activity
+             where datname = current_database() and query ilike 'listen%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if listening == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the feeds never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let sent = append_evidence(&pool, "heard elsewhere").await;
+    writer.announce();
+    assert_eq!(next_event(&mut heard).await.cursor(), sent.cursor());
+    assert_eq!(
+        next_event(&mut own).await.cursor(),
+        sent.cursor(),
+        "the writer's own feed delivers from its local wake"
+    );
+}

@@ -8,6 +8,7 @@
 //!
 //! append      [--clients 1,8,32,64] [--seconds 5] [--commitments 256]
 //! read        [--connections 1,32] [--seconds 5] [--commitments 50] [--assessments 20]
+//!             [--pages-over 1000]
 //! fanout      [--subscribers 1000,5000,10000] [--rounds 5]
 //! rebuild     [--events 1000000]
 //! timetravel  [--events 10000] [--queries 200]
@@ -110,6 +111,7 @@ fn read_args(f: &mut Flags) -> anyhow::Result<read::ReadArgs> {
         seconds: f.f64("seconds", 5.0)?,
         commitments: f.usize("commitments", 50)?,
         assessments_each: f.usize("assessments", 20)?,
+        pages_over: f.usize("pages-over", 1000)?,
     })
 }
 

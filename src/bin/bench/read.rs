@@ -1,15 +1,19 @@
 //! `read`: the list query (50 commitments, each with its current assessment, its 5 latest
 //! assessments and the titles of its evidence) over HTTP at 1 and 32 connections, against
-//! the hand-written SQL that answers the same question through sqlx.
+//! the hand-written SQL that answers the same question through sqlx and from pgbench. Every
+//! connection asks for the same page; then, over `--pages-over` commitments, each asks for a
+//! different page at every request, so that no two concurrent requests are alike.
 
 use crate::support::{
-    Client, LoopStep, Server, admin_token, assess_body, assessed_id, closed_loop, pgbench, ratio,
-    register_commitments, with_database,
+    Client, Latencies, LoopStep, Server, admin_token, assess_body, assessed_id, closed_loop,
+    pgbench, ratio, register_commitments, with_database,
 };
 use anyhow::Context;
 use bytes::Bytes;
+use commitment_tracker::store::cursor::ListCursor;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -18,23 +22,37 @@ pub struct ReadArgs {
     pub seconds: f64,
     pub commitments: usize,
     pub assessments_each: usize,
+    /// How many commitments the distinct-page scenario pages over (0: not run).
+    pub pages_over: usize,
 }
 
-/// The question, as a client asks it.
-pub const LIST: &str = "query {
-    commitments(first: 50) {
-        nodes {
+/// What the list asks of each commitment.
+macro_rules! list_nodes {
+    () => {
+        "nodes {
             id slug title dueDate
             currentAssessment { overall deliveryStatus assessedOn }
             assessments(last: 5) { overall assessedOn }
             evidence { title }
-        }
-    }
-}";
+        }"
+    };
+}
 
-/// The same question in one hand-written statement.
-// language=PostgreSQL
-const LIST_SQL: &str = "
+/// The question, as a client asks it.
+pub const LIST: &str = concat!("query { commitments(first: 50) { ", list_nodes!(), " } }");
+
+/// The same question for the page after a cursor.
+const PAGE: &str = concat!(
+    "query($after: String) { commitments(first: 50, after: $after) { ",
+    list_nodes!(),
+    " } }"
+);
+
+/// The same question in one hand-written statement, for the commitments the condition keeps.
+macro_rules! list_sql {
+    ($condition:literal) => {
+        concat!(
+            "
 select c.id, c.slug, c.title, c.due_date,
        cur.overall, cur.delivery_status, cur.assessed_on,
        (select coalesce(json_agg(json_build_object('overall', l.overall, 'assessedOn', l.assessed_on)
@@ -46,8 +64,21 @@ select c.id, c.slug, c.title, c.due_date,
           from evidence_commitments ec join evidence e on e.id = ec.evidence_id
          where ec.commitment_id = c.id) as evidence
 from commitments c left join assessments cur on cur.id = c.current_assessment_id
+",
+            $condition,
+            "
 order by c.registered_position
-limit 50";
+limit 50"
+        )
+    };
+}
+
+// language=PostgreSQL
+const LIST_SQL: &str = list_sql!("");
+// language=PostgreSQL
+const PAGE_SQL: &str = list_sql!("where c.registered_position > $1");
+/// [`PAGE_SQL`] as a pgbench script line, its cursor a pgbench variable.
+const PAGE_PGBENCH: &str = list_sql!("where c.registered_position > :after");
 
 /// One row of the hand-written answer, decoded as a client would.
 #[derive(sqlx::FromRow)]
@@ -88,11 +119,25 @@ impl ListRow {
 }
 
 /// Before anything is timed: the API answers exactly what the hand-written statement does,
-/// node by node (the timed loops then check each answer's shape).
-async fn same_answer(client: &mut Client, body: Bytes, db_url: &str) -> anyhow::Result<()> {
+/// node by node (the timed loops then check each answer's shape). `after` is the page's
+/// cursor (a registration position), if any.
+async fn same_answer(
+    client: &mut Client,
+    body: Bytes,
+    db_url: &str,
+    after: Option<i64>,
+) -> anyhow::Result<()> {
     let data = client.post(body).await?;
     let pool = PgPool::connect(db_url).await?;
-    let rows: Vec<ListRow> = sqlx::query_as(LIST_SQL).fetch_all(&pool).await?;
+    let rows: Vec<ListRow> = match after {
+        None => sqlx::query_as(LIST_SQL).fetch_all(&pool).await?,
+        Some(after) => {
+            sqlx::query_as(PAGE_SQL)
+                .bind(after)
+                .fetch_all(&pool)
+                .await?
+        }
+    };
     pool.close().await;
     let expected = Value::Array(rows.into_iter().map(ListRow::node).collect());
     anyhow::ensure!(
@@ -169,30 +214,70 @@ pub async fn seed(
     assessments_each: usize,
 ) -> anyhow::Result<()> {
     let ids = register_commitments(setup, "read", commitments).await?;
-    for (i, id) in ids.iter().enumerate() {
-        for n in 0..assessments_each {
-            assessed_id(&setup.post(assess_body(id, n)).await?)?;
-        }
-        for (j, title) in ["Trust survey", "Programme evaluation"].iter().enumerate() {
-            let mut concerns = vec![id.clone()];
-            if j == 1 {
-                concerns.push(ids[(i + 1) % ids.len()].clone());
+    for i in 0..ids.len() {
+        seed_one(setup, &ids, i, assessments_each).await?;
+    }
+    Ok(())
+}
+
+/// `commitments` more commitments shaped as [`seed`]'s, their assessments and evidence sent
+/// by `clients` clients at once.
+async fn seed_more(
+    addr: std::net::SocketAddr,
+    token: &str,
+    commitments: usize,
+    assessments_each: usize,
+    clients: usize,
+) -> anyhow::Result<()> {
+    let mut setup = Client::connect(addr, Some(token)).await?;
+    let ids = std::sync::Arc::new(register_commitments(&mut setup, "page", commitments).await?);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (ids, token) = (ids.clone(), token.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut client = Client::connect(addr, Some(&token)).await?;
+            for i in (c..ids.len()).step_by(clients) {
+                seed_one(&mut client, &ids, i, assessments_each).await?;
             }
-            setup
-                .execute(
-                    "mutation($input: SubmitEvidenceInput!) { submitEvidence(input: $input) { id } }",
-                    json!({ "input": {
-                        "commitmentIds": concerns,
-                        "title": format!("{title} {i}"),
-                        "summary": "Findings on progress.",
-                        "sourceUrl": "https://www.ed.ac.uk/usher/digital-innovation/evaluation",
-                        "submittedBy": "University of Edinburgh",
-                        "submittedOn": "2023-01-10",
-                        "kind": "EVALUATION",
-                    }}),
-                )
-                .await?;
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
+/// The `i`th commitment's assessments and evidence.
+async fn seed_one(
+    setup: &mut Client,
+    ids: &[String],
+    i: usize,
+    assessments_each: usize,
+) -> anyhow::Result<()> {
+    let id = &ids[i];
+    for n in 0..assessments_each {
+        assessed_id(&setup.post(assess_body(id, n)).await?)?;
+    }
+    for (j, title) in ["Trust survey", "Programme evaluation"].iter().enumerate() {
+        let mut concerns = vec![id.clone()];
+        if j == 1 {
+            concerns.push(ids[(i + 1) % ids.len()].clone());
         }
+        setup
+            .execute(
+                "mutation($input: SubmitEvidenceInput!) { submitEvidence(input: $input) { id } }",
+                json!({ "input": {
+                    "commitmentIds": concerns,
+                    "title": format!("{title} {i}"),
+                    "summary": "Findings on progress.",
+                    "sourceUrl": "https://www.ed.ac.uk/usher/digital-innovation/evaluation",
+                    "submittedBy": "University of Edinburgh",
+                    "submittedOn": "2023-01-10",
+                    "kind": "EVALUATION",
+                }}),
+            )
+            .await?;
     }
     Ok(())
 }
@@ -312,6 +397,193 @@ impl LoopStep for SqlLister {
     }
 }
 
+/// A pool of `connections` connections, all opened before anything is timed.
+async fn sql_pool(db_url: &str, connections: usize) -> anyhow::Result<PgPool> {
+    Ok(sqlx::postgres::PgPoolOptions::new()
+        .max_connections(connections as u32)
+        .min_connections(connections as u32)
+        .connect(db_url)
+        .await?)
+}
+
+/// One connection count's figures: the API's, and the hand-written statement's through sqlx.
+struct Level {
+    connections: usize,
+    seconds: f64,
+    api_rate: f64,
+    api: Value,
+    sql: (f64, Latencies),
+}
+
+impl Level {
+    /// The level with pgbench running `script` at the same connection count, as ratios.
+    async fn beside_pgbench(self, db_url: &str, script: String) -> anyhow::Result<Value> {
+        let (url, connections, seconds) = (db_url.to_owned(), self.connections, self.seconds);
+        let pg = tokio::task::spawn_blocking(move || pgbench(&url, &script, connections, seconds))
+            .await??;
+        let pg_rate = pg["tps"].as_f64().unwrap_or(0.0);
+        let (sql_rate, sql_latency) = self.sql;
+        Ok(json!({
+            "connections": connections,
+            "api": self.api,
+            "ceiling": { "requests_per_sec": sql_rate.round(), "latency": sql_latency.summary() },
+            "ratio": ratio(self.api_rate, sql_rate),
+            "pgbench": pg,
+            "ratio_to_pgbench": ratio(self.api_rate, pg_rate),
+        }))
+    }
+}
+
+/// Brings the planner's statistics up to date after seeding, as autovacuum does in time on a
+/// database that grew: both sides are then planned from the same, true statistics.
+async fn analyze(db_url: &str) -> anyhow::Result<()> {
+    let pool = PgPool::connect(db_url).await?;
+    sqlx::query("analyze").execute(&pool).await?;
+    pool.close().await;
+    Ok(())
+}
+
+/// The cursors of the distinct-page scenario: after each, a full page of 50 follows. The
+/// `n`th request of client `i` of `clients` takes the one at `(i + clients * n)` modulo a
+/// multiple of `clients`, so no two clients ever ask for the same page at once.
+struct Pages {
+    after: Vec<i64>,
+}
+
+impl Pages {
+    async fn read(db_url: &str) -> anyhow::Result<Self> {
+        let pool = PgPool::connect(db_url).await?;
+        let positions: Vec<i64> =
+            sqlx::query_scalar("select registered_position from commitments order by 1")
+                .fetch_all(&pool)
+                .await?;
+        pool.close().await;
+        anyhow::ensure!(positions.len() > 50, "too few commitments to page over");
+        Ok(Self {
+            after: positions[..positions.len() - 50].to_vec(),
+        })
+    }
+
+    fn pick(&self, client: usize, clients: usize, n: usize) -> i64 {
+        let span = self.after.len() - self.after.len() % clients;
+        self.after[(client + clients * n) % span]
+    }
+
+    /// The pgbench script: a random cursor in the same range, then the statement.
+    fn pgbench_script(&self) -> String {
+        format!(
+            "\\set after random({}, {})\n{};\n",
+            self.after[0],
+            self.after[self.after.len() - 1],
+            PAGE_PGBENCH.trim()
+        )
+    }
+
+    fn body(&self, client: usize, clients: usize, n: usize) -> anyhow::Result<Bytes> {
+        let after = ListCursor(self.pick(client, clients, n)).encode();
+        Ok(serde_json::to_vec(&json!({ "query": PAGE, "variables": { "after": after } }))?.into())
+    }
+}
+
+/// A client asking for a different page at each request.
+struct PageLister {
+    lister: Lister,
+    pages: Arc<Pages>,
+    client: usize,
+    clients: usize,
+}
+
+impl LoopStep for PageLister {
+    async fn step(&mut self, n: usize) -> anyhow::Result<()> {
+        self.lister.body = self.pages.body(self.client, self.clients, n)?;
+        self.lister.step(n).await
+    }
+}
+
+struct SqlPageLister {
+    pool: PgPool,
+    pages: Arc<Pages>,
+    client: usize,
+    clients: usize,
+}
+
+impl LoopStep for SqlPageLister {
+    async fn step(&mut self, n: usize) -> anyhow::Result<()> {
+        let rows: Vec<ListRow> = sqlx::query_as(PAGE_SQL)
+            .bind(self.pages.pick(self.client, self.clients, n))
+            .fetch_all(&self.pool)
+            .await?;
+        anyhow::ensure!(rows.len() == 50, "{} rows", rows.len());
+        Ok(())
+    }
+}
+
+/// Each connection asks for a different page of the list over `pages.after.len() + 50`
+/// commitments: the API, the hand-written statement through sqlx, and the statement from
+/// pgbench, at each connection count.
+async fn distinct_pages(
+    server: &Server,
+    token: &str,
+    db_url: &str,
+    pages: Arc<Pages>,
+    args: &ReadArgs,
+) -> anyhow::Result<Value> {
+    let duration = Duration::from_secs_f64(args.seconds);
+    let mut levels = Vec::new();
+    for &connections in &args.connections {
+        let (api_rate, api_latency) = closed_loop(connections, duration, |client| {
+            let (pages, token, addr) = (pages.clone(), token.to_owned(), server.addr);
+            async move {
+                Ok(PageLister {
+                    lister: Lister {
+                        client: Client::connect(addr, Some(&token)).await?,
+                        body: Bytes::new(),
+                        expect: 50,
+                    },
+                    pages,
+                    client,
+                    clients: connections,
+                })
+            }
+        })
+        .await
+        .context("distinct pages through the API")?;
+        let pool = sql_pool(db_url, connections).await?;
+        let sql = closed_loop(connections, duration, |client| {
+            let (pool, pages) = (pool.clone(), pages.clone());
+            async move {
+                Ok(SqlPageLister {
+                    pool,
+                    pages,
+                    client,
+                    clients: connections,
+                })
+            }
+        })
+        .await
+        .context("distinct pages by hand-written SQL")?;
+        pool.close().await;
+        let api = json!({
+            "requests": api_latency.len(),
+            "requests_per_sec": api_rate.round(),
+            "latency": api_latency.summary(),
+        });
+        let level = Level {
+            connections,
+            seconds: args.seconds,
+            api_rate,
+            api,
+            sql,
+        };
+        levels.push(level.beside_pgbench(db_url, pages.pgbench_script()).await?);
+    }
+    Ok(json!({
+        "commitments": pages.after.len() + 50,
+        "pages": "each connection a different page of 50 (by cursor) at every request; pgbench a random one",
+        "levels": levels,
+    }))
+}
+
 pub async fn run(server_url: &str, args: &ReadArgs) -> anyhow::Result<Value> {
     let max = args.connections.iter().copied().max().unwrap_or(1) as u32;
     with_database(server_url, max + 2, async |db| {
@@ -319,9 +591,10 @@ pub async fn run(server_url: &str, args: &ReadArgs) -> anyhow::Result<Value> {
         let server = Server::start(&db.url, &[]).await?;
         let mut setup = Client::connect(server.addr, Some(&token)).await?;
         seed(&mut setup, args.commitments, args.assessments_each).await?;
+        analyze(&db.url).await?;
         let expect = args.commitments.min(50);
         let body: Bytes = serde_json::to_vec(&json!({ "query": LIST }))?.into();
-        same_answer(&mut setup, body.clone(), &db.url).await?;
+        same_answer(&mut setup, body.clone(), &db.url, None).await?;
         let duration = Duration::from_secs_f64(args.seconds);
         let mut levels = Vec::new();
         let field_order = field_order_cost(&mut setup).await?;
@@ -343,46 +616,53 @@ pub async fn run(server_url: &str, args: &ReadArgs) -> anyhow::Result<Value> {
             .context("the list through the API")?;
             let cpu_per_answer_us =
                 (server.cpu_seconds()? - cpu_before) * 1e6 / api_latency.len().max(1) as f64;
-            let pool = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(connections as u32)
-                .min_connections(connections as u32)
-                .connect(&db.url)
-                .await?;
-            let (sql_rate, sql_latency) = closed_loop(connections, duration, |_| {
+            let pool = sql_pool(&db.url, connections).await?;
+            let sql = closed_loop(connections, duration, |_| {
                 let pool = pool.clone();
                 async move { Ok(SqlLister { pool, expect }) }
             })
             .await
             .context("the hand-written SQL")?;
             pool.close().await;
-            let (url, seconds) = (db.url.clone(), args.seconds);
-            let pg = tokio::task::spawn_blocking(move || {
-                pgbench(&url, &format!("{};\n", LIST_SQL.trim()), connections, seconds)
-            })
-            .await??;
-            let pg_rate = pg["tps"].as_f64().unwrap_or(0.0);
-            levels.push(json!({
-                "connections": connections,
-                "api": {
-                    "requests": api_latency.len(),
-                    "requests_per_sec": api_rate.round(),
-                    "latency": api_latency.summary(),
-                    "server_cpu_us_per_answer": cpu_per_answer_us.round(),
-                    "field_order_share_of_server_cpu": (field_order["us_per_answer"].as_f64().unwrap_or(0.0) / cpu_per_answer_us * 1000.0).round() / 1000.0,
-                },
-                "ceiling": { "requests_per_sec": sql_rate.round(), "latency": sql_latency.summary() },
-                "ratio": ratio(api_rate, sql_rate),
-                "pgbench": pg,
-                "ratio_to_pgbench": ratio(api_rate, pg_rate),
-            }));
+            let api = json!({
+                "requests": api_latency.len(),
+                "requests_per_sec": api_rate.round(),
+                "latency": api_latency.summary(),
+                "server_cpu_us_per_answer": cpu_per_answer_us.round(),
+                "field_order_share_of_server_cpu": (field_order["us_per_answer"].as_f64().unwrap_or(0.0) / cpu_per_answer_us * 1000.0).round() / 1000.0,
+            });
+            let script = format!("{};\n", LIST_SQL.trim());
+            let level = Level { connections, seconds: args.seconds, api_rate, api, sql };
+            levels.push(level.beside_pgbench(&db.url, script).await?);
         }
         let mut caching = Vec::new();
         for &connections in &args.connections {
             caching.push(conditional_gets(server.addr, connections, duration).await?);
         }
+        let distinct = if args.pages_over > args.commitments {
+            seed_more(
+                server.addr,
+                &token,
+                args.pages_over - args.commitments,
+                args.assessments_each,
+                16,
+            )
+            .await?;
+            // Statistics as autovacuum would have them by now, not as they were with 50.
+            analyze(&db.url).await?;
+            let pages = Arc::new(Pages::read(&db.url).await?);
+            let middle = pages.after[pages.after.len() / 2];
+            let mut check = Client::connect(server.addr, Some(&token)).await?;
+            let body = pages.body(0, 1, pages.after.len() / 2)?;
+            same_answer(&mut check, body, &db.url, Some(middle)).await?;
+            distinct_pages(&server, &token, &db.url, pages, args).await?
+        } else {
+            Value::Null
+        };
         server.stop().await?;
         Ok(json!({
             "scenario": "read",
+            "distinct_pages": distinct,
             "conditional_gets": caching,
             "commitments": args.commitments,
             "assessments_per_commitment": args.assessments_each,
