@@ -250,13 +250,17 @@ pub struct StreamHeadAt {
     pub recorded_at: DateTime<Utc>,
 }
 
-/// Each stream's last event inside a time filter (no payloads read).
+/// Each stream's last event inside a time filter (no payloads read): each stream's versions are
+/// walked back from its head, so a filter that admits the head costs one index step.
 pub async fn stream_heads_at(pool: &PgPool, filter: TimeFilter) -> StoreResult<Vec<StreamHeadAt>> {
     // language=PostgreSQL
     let sql = format!(
-        "select distinct on (stream_id) stream_id, version, transaction_id, position, recorded_at
-           from events where {EVENTS_ADMITTED}
-          order by stream_id, version desc"
+        "select s.stream_id, h.version, h.transaction_id, h.position, h.recorded_at
+           from streams s
+           cross join lateral (
+               select version, transaction_id, position, recorded_at from events
+                where stream_id = s.stream_id and {EVENTS_ADMITTED}
+                order by version desc limit 1) h"
     );
     let rows = events_in(sql, filter).fetch_all(pool).await?;
     all(rows, |row| {
