@@ -189,10 +189,23 @@ pub async fn run(server_url: &str, args: &RebuildArgs) -> anyhow::Result<Value> 
             "commitments": commitments,
             "assessment_rows_rebuilt": assessments,
             "log_written_in_secs": (generated_in.as_secs_f64() * 10.0).round() / 10.0,
-            "rebuild": { "secs": (rebuild_secs * 100.0).round() / 100.0, "events_per_sec": rebuild_rate.round() },
+            "rebuild": {
+                "secs": (rebuild_secs * 100.0).round() / 100.0,
+                "events_per_sec": rebuild_rate.round(),
+                "phases_secs": {
+                    "fold": secs(report.fold),
+                    "write": secs(report.write),
+                    "index": secs(report.index),
+                    "swap": secs(report.swap),
+                },
+            },
             "ceiling": { "what": "a sequential read of every event row in committed order", "secs": (read_secs * 100.0).round() / 100.0, "events_per_sec": read_rate.round() },
             "ratio": ratio(rebuild_rate, read_rate),
         }))
     })
     .await
+}
+
+fn secs(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 100.0).round() / 100.0
 }

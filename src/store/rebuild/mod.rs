@@ -46,6 +46,14 @@ pub struct RebuildReport {
     pub events: usize,
     /// Of those, committed while the rebuild ran (replayed under the lock).
     pub caught_up: usize,
+    /// Time spent folding the log into memory.
+    pub fold: std::time::Duration,
+    /// Time spent writing the rows into the new tables.
+    pub write: std::time::Duration,
+    /// Time spent building the new tables' indexes.
+    pub index: std::time::Duration,
+    /// Time spent catching up and swapping the tables in, appends paused.
+    pub swap: std::time::Duration,
 }
 
 async fn events_after(
@@ -162,6 +170,7 @@ pub async fn rebuild_with(pool: &PgPool, progress: &Progress) -> StoreResult<Reb
     );
 
     // 2. With appends paused and the live tables locked: catch up and swap.
+    let indexed = started.elapsed();
     let mut tx = pause_and_lock(pool).await?;
     let late = events_after(&mut tx, last).await?;
     if !late.is_empty() {
@@ -207,6 +216,10 @@ pub async fn rebuild_with(pool: &PgPool, progress: &Progress) -> StoreResult<Reb
     Ok(RebuildReport {
         events: replayed + late.len(),
         caught_up: late.len(),
+        fold: folded,
+        write: written - folded,
+        index: indexed - written,
+        swap: started.elapsed() - indexed,
     })
 }
 
