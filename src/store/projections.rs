@@ -7,12 +7,12 @@ use super::event_store::{Fused, StoredEvent};
 use super::{StoreError, StoreResult, unique_violation};
 use crate::domain::DomainError;
 use crate::domain::DomainEvent;
-use crate::domain::commitment::{CommitmentAssessed, CommitmentEvent};
+use crate::domain::commitment::CommitmentEvent;
 use crate::domain::evidence::EvidenceEvent;
 use crate::domain::rating::Rating;
 use chrono::NaiveDate;
 use serde_json::{Value, json};
-use sqlx::PgConnection;
+use sqlx::{AssertSqlSafe, PgConnection};
 use uuid::Uuid;
 
 /// Applies one stored event (decoded as `event`) to the projection tables.
@@ -259,7 +259,8 @@ pub async fn apply(
 }
 
 /// Applies a batch's events, in order, as [`apply`] applies each: the same rows, with the
-/// verdicts (the bulk of any busy batch) written in two statements whatever their number.
+/// verdicts (the bulk of any busy batch) written in one statement whatever their number,
+/// the one [`Verdicts`] adds to an append.
 ///
 /// Verdicts are grouped only when each is on a commitment no other event of the batch
 /// touches; otherwise every event goes through [`apply`] in order.
@@ -267,103 +268,50 @@ pub async fn apply_many(
     conn: &mut PgConnection,
     events: &[(&StoredEvent, &DomainEvent)],
 ) -> StoreResult<()> {
-    let assessed: Vec<(&StoredEvent, &CommitmentAssessed)> = events
+    let is_verdict = |event: &DomainEvent| {
+        matches!(event, DomainEvent::Commitment(CommitmentEvent::Assessed(_)))
+    };
+    let verdicts: Vec<(&StoredEvent, &DomainEvent)> = events
         .iter()
-        .filter_map(|(stored, event)| match event {
-            DomainEvent::Commitment(CommitmentEvent::Assessed(e)) => Some((*stored, e)),
-            _ => None,
-        })
+        .filter(|(_, event)| is_verdict(event))
+        .copied()
         .collect();
     let mut streams = std::collections::HashSet::with_capacity(events.len());
     let separate = events
         .iter()
         .all(|(stored, _)| streams.insert(stored.stream_id));
-    if assessed.len() < 2 || !separate {
+    let grouped = if separate && verdicts.len() > 1 {
+        Verdicts::of(&verdicts)
+    } else {
+        None
+    };
+    let Some(grouped) = grouped else {
         for (stored, event) in events {
             apply(conn, stored, event).await?;
         }
         return Ok(());
-    }
+    };
     for (stored, event) in events {
-        if !matches!(event, DomainEvent::Commitment(CommitmentEvent::Assessed(_))) {
+        if !is_verdict(event) {
             apply(conn, stored, event).await?;
         }
     }
-    let rating = |r: Option<Rating>| r.map(Rating::as_str);
-    // Each verdict's evidence as an array literal: unnest cannot take an array of arrays
-    // of different lengths.
-    let evidence: Vec<String> = assessed
-        .iter()
-        .map(|(_, e)| uuid_array_literal(&e.evidence_ids))
-        .collect();
+    // The verdicts' events are stored already: `appended` names their places in the log,
+    // as the append's own statement does.
     // language=PostgreSQL
-    sqlx::query(
-        "insert into assessments (id, commitment_id, assessor, assessor_kind, assessed_on,
-                                  overall, met, funding, impact, appropriateness,
-                                  delivery_status, rationale, evidence_ids, evaluation,
-                                  position, transaction_id, recorded_at, actor)
-         select a.id, a.commitment_id, a.assessor, a.assessor_kind, a.assessed_on, a.overall,
-                a.met, a.funding, a.impact, a.appropriateness, a.delivery_status, a.rationale,
-                a.evidence_ids::uuid[], a.evaluation, a.position, a.transaction_id,
-                a.recorded_at, a.actor
-         from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::date[], $6::text[],
-                     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                     $13::text[], $14::text[], $15::int8[], $16::int8[], $17::timestamptz[],
-                     $18::text[])
-              as a(id, commitment_id, assessor, assessor_kind, assessed_on, overall, met,
-                   funding, impact, appropriateness, delivery_status, rationale, evidence_ids,
-                   evaluation, position, transaction_id, recorded_at, actor)",
-    )
-    .bind(column(&assessed, |(_, e)| e.assessment_id))
-    .bind(column(&assessed, |(s, _)| s.stream_id))
-    .bind(column(&assessed, |(_, e)| e.assessor.as_str()))
-    .bind(column(&assessed, |(_, e)| e.assessor_kind.as_str()))
-    .bind(column(&assessed, |(_, e)| e.assessed_on))
-    .bind(column(&assessed, |(_, e)| rating(e.overall)))
-    .bind(column(&assessed, |(_, e)| rating(e.aspects.met)))
-    .bind(column(&assessed, |(_, e)| rating(e.aspects.funding)))
-    .bind(column(&assessed, |(_, e)| rating(e.aspects.impact)))
-    .bind(column(&assessed, |(_, e)| {
-        rating(e.aspects.appropriateness)
-    }))
-    .bind(column(&assessed, |(_, e)| e.delivery_status.as_str()))
-    .bind(column(&assessed, |(_, e)| e.rationale.as_str()))
-    .bind(&evidence)
-    .bind(column(&assessed, |(_, e)| e.evaluation.as_deref()))
-    .bind(column(&assessed, |(s, _)| s.position))
-    .bind(column(&assessed, |(s, _)| s.transaction_id))
-    .bind(column(&assessed, |(s, _)| s.recorded_at))
-    .bind(column(&assessed, |(s, _)| s.actor()))
-    .execute(&mut *conn)
-    .await?;
-    // The same rule as one verdict at a time: the current assessment is the latest by
-    // (assessed_on, position).
-    // language=PostgreSQL
-    sqlx::query(
-        "update commitments c
-            set version = u.version, updated_at = u.recorded_at,
-                last_transaction_id = u.transaction_id, last_position = u.position,
-                current_assessment_id = case
-                    when c.current_assessment_id is null or not exists (
-                        select 1 from assessments a
-                        where a.id = c.current_assessment_id
-                          and (a.assessed_on, a.position) > (u.assessed_on, u.position))
-                    then u.assessment_id else c.current_assessment_id end
-           from unnest($1::uuid[], $2::int4[], $3::timestamptz[], $4::uuid[], $5::date[],
-                       $6::int8[], $7::int8[])
-                as u(id, version, recorded_at, assessment_id, assessed_on, position,
-                     transaction_id)
-          where c.id = u.id",
-    )
-    .bind(column(&assessed, |(s, _)| s.stream_id))
-    .bind(column(&assessed, |(s, _)| s.version))
-    .bind(column(&assessed, |(s, _)| s.recorded_at))
-    .bind(column(&assessed, |(_, e)| e.assessment_id))
-    .bind(column(&assessed, |(_, e)| e.assessed_on))
-    .bind(column(&assessed, |(s, _)| s.position))
-    .bind(column(&assessed, |(s, _)| s.transaction_id))
-    .execute(&mut *conn)
-    .await?;
+    let sql = format!(
+        "with appended as (
+             select * from unnest($1::uuid[], $2::int8[], $3::int8[])
+                 as a(event_id, position, transaction_id)
+         ), {}
+         select 1",
+        grouped.ctes(4)
+    );
+    let query = sqlx::query(AssertSqlSafe(sql))
+        .bind(column(&verdicts, |(s, _)| s.event_id))
+        .bind(column(&verdicts, |(s, _)| s.position))
+        .bind(column(&verdicts, |(s, _)| s.transaction_id));
+    grouped.bind(query).execute(&mut *conn).await?;
     Ok(())
 }
 
