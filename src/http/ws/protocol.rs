@@ -12,12 +12,12 @@ use async_graphql::http::{WebSocket as GraphQLWs, WebSocketProtocols, WsMessage}
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{Notify, broadcast, watch};
 use tokio_stream::StreamMap;
 use tokio_stream::wrappers::BroadcastStream;
 
@@ -112,6 +112,32 @@ enum Control {
     Unshare { id: String },
 }
 
+/// The input side's requests to the output loop. A queue and a wake-up rather than a channel:
+/// a channel allocates a block of 32 slots up front, about 1.6 KiB on every connection, where
+/// a connection sends a handful of these in its life.
+#[derive(Default)]
+struct Controls {
+    queue: Mutex<VecDeque<Control>>,
+    ready: Notify,
+}
+
+impl Controls {
+    fn send(&self, control: Control) {
+        self.queue.lock().expect("controls lock").push_back(control);
+        self.ready.notify_one();
+    }
+
+    /// The next request; cancel-safe (a request is taken only when it is returned).
+    async fn recv(&self) -> Control {
+        loop {
+            if let Some(control) = self.queue.lock().expect("controls lock").pop_front() {
+                return control;
+            }
+            self.ready.notified().await;
+        }
+    }
+}
+
 /// A message of subscription `id` in the connection's protocol, around a payload already
 /// serialised.
 fn message(protocol: WebSocketProtocols, kind: &str, id: &str, payload: Option<&str>) -> String {
@@ -157,7 +183,8 @@ pub async fn serve<E, F, Fut>(
     let active: Arc<Mutex<ActiveSet>> = Arc::default();
     let shared_ids: Arc<Mutex<HashSet<String>>> = Arc::default();
     let acknowledged = Arc::new(AtomicBool::new(false));
-    let (control_tx, mut control) = mpsc::unbounded_channel::<Control>();
+    let controls = Arc::new(Controls::default());
+    let control_tx = controls.clone();
     let (start, stop) = if is_legacy(protocol) {
         ("start", "stop")
     } else {
@@ -195,7 +222,7 @@ pub async fn serve<E, F, Fut>(
                             "too many messages: retry after {} s",
                             retry_after_secs(wait)
                         );
-                        let _ = control_tx.send(Control::Send(refusal(
+                        control_tx.send(Control::Send(refusal(
                             protocol,
                             &id,
                             &text,
@@ -217,7 +244,7 @@ pub async fn serve<E, F, Fut>(
                             "at most {} subscriptions may be active on one connection",
                             settings.max_subscriptions
                         );
-                        let _ = control_tx.send(Control::Send(refusal(
+                        control_tx.send(Control::Send(refusal(
                             protocol,
                             &id,
                             &text,
@@ -234,13 +261,13 @@ pub async fn serve<E, F, Fut>(
                         .and_then(|hub| hub.join(msg.get("payload")?));
                     if let Some(results) = shared {
                         input_shared.lock().expect("shared lock").insert(id.clone());
-                        let _ = control_tx.send(Control::Share { id, results });
+                        control_tx.send(Control::Share { id, results });
                         return None;
                     }
                 } else if kind == stop {
                     active.remove(&id);
                     if input_shared.lock().expect("shared lock").remove(&id) {
-                        let _ = control_tx.send(Control::Unshare { id });
+                        control_tx.send(Control::Unshare { id });
                         return None;
                     }
                 }
@@ -293,7 +320,7 @@ pub async fn serve<E, F, Fut>(
                 }
                 None => break,
             },
-            Some(c) = control.recv() => match c {
+            c = controls.recv() => match c {
                 Control::Send(text) => Message::Text(text.into()),
                 Control::Share { id, results } => {
                     relayed.insert(id, BroadcastStream::new(results));
