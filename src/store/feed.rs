@@ -252,9 +252,10 @@ impl Feed {
         Some(self.horizon_outcome().await)
     }
 
-    /// Whether committed events wait behind the horizon after the head.
+    /// Whether committed events wait after the head: behind the horizon, or come below it
+    /// since the read's snapshot (which the next read, soon, publishes).
     async fn horizon_outcome(&self) -> ReadOutcome {
-        match read::events_beyond_horizon(&self.pool, self.head(), self.settings.horizon).await {
+        match read::events_after_exist(&self.pool, self.head()).await {
             Ok(true) => ReadOutcome::Pending,
             Ok(false) => ReadOutcome::CaughtUp,
             Err(_) => ReadOutcome::Failed,

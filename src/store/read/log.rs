@@ -98,6 +98,26 @@ pub async fn last_below_horizon(
     }))
 }
 
+/// Whether any committed event lies after `after`, below the horizon or not: one backward step
+/// of the committed-order index.
+///
+/// A reader that has read everything below the horizon asks this, not
+/// [`events_beyond_horizon`]: its read and this question see different snapshots, and an
+/// event that was beyond the horizon for the read may be below it for the question. Asked
+/// with the horizon, that event would count as read.
+pub async fn events_after_exist(pool: &PgPool, after: EventCursor) -> StoreResult<bool> {
+    // language=PostgreSQL
+    Ok(sqlx::query_scalar(
+        "select coalesce((select (transaction_id, position) > ($1, $2)
+                          from events order by transaction_id desc, position desc limit 1),
+                         false)",
+    )
+    .bind(after.transaction_id)
+    .bind(after.position)
+    .fetch_one(pool)
+    .await?)
+}
+
 /// Whether committed events after `after` exist that are not yet below the horizon.
 ///
 /// Such an event exists exactly when the last event in committed order is one (its

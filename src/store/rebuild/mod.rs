@@ -10,10 +10,11 @@
 
 use super::event_store::{EVENT_COLUMNS, Envelope, StoredEvent};
 use super::personal::{self, Personal};
-use super::read::{AssessmentRow, CommitmentRow, DisputeRow, EvidenceRow, RevisionRow};
+use super::read::{CommitmentRow, DisputeRow, EvidenceRow, RevisionRow};
 use super::replay::View;
 use super::{StoreError, StoreResult};
-use crate::domain::rating::Rating;
+use crate::domain::DomainEvent;
+use crate::domain::commitment::CommitmentEvent;
 use crate::progress::Progress;
 use futures_util::TryStreamExt;
 use serde_json::value::RawValue;
@@ -22,9 +23,8 @@ use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
+mod assessments;
 mod copy;
-
-use copy::{COPY_CHUNK, CopyRows};
 
 /// Rows per insert statement (well under Postgres's 65,535 bind parameters).
 const BATCH: usize = 1000;
@@ -79,10 +79,12 @@ async fn events_after(
 
 /// Folds every committed event into `view`, in committed order, streaming the rows and
 /// reading each payload straight into its event (no JSON tree, no hashes or metadata kept).
-/// Returns how many events it folded and the last one's cursor.
+/// Each assessment row goes to `streamed` as it is folded. Returns how many events it folded
+/// and the last one's cursor.
 async fn fold_log(
     conn: &mut PgConnection,
     view: &mut View,
+    streamed: &mut assessments::Streamed,
     progress: &Progress,
 ) -> StoreResult<(usize, Option<(i64, i64)>)> {
     // language=PostgreSQL
@@ -114,6 +116,15 @@ async fn fold_log(
                 reason: e.to_string(),
             })?;
         view.apply(&envelope, &event);
+        if let DomainEvent::Commitment(CommitmentEvent::Assessed(a)) = &event
+            && let Some(row) = view
+                .assessments
+                .get(&envelope.stream_id)
+                .and_then(|timeline| timeline.last())
+                .filter(|row| row.id == a.assessment_id)
+        {
+            streamed.push(row).await?;
+        }
         folded += 1;
         progress.advance(1);
         last = Some((envelope.transaction_id, envelope.position));
@@ -150,10 +161,12 @@ pub async fn rebuild_with(pool: &PgPool, progress: &Progress) -> StoreResult<Reb
     let started = std::time::Instant::now();
     let mut view = View::default();
     progress.phase("replaying events", None);
-    let (replayed, last) = fold_log(&mut conn, &mut view, progress).await?;
+    let mut streamed = assessments::Streamed::start(pool).await?;
+    let (replayed, last) = fold_log(&mut conn, &mut view, &mut streamed, progress).await?;
     let folded = started.elapsed();
     progress.step("writing the projection tables");
-    write_view(&mut conn, &view, None).await?;
+    write_view(&mut conn, &view, None, false).await?;
+    streamed.finish().await?;
     let written = started.elapsed();
     progress.phase("building indexes", Some(TABLES.len() as u64));
     for table in TABLES {
@@ -181,7 +194,7 @@ pub async fn rebuild_with(pool: &PgPool, progress: &Progress) -> StoreResult<Reb
         view.sort();
         let t = touched(&late, &view);
         clear_touched(&mut tx, &t).await?;
-        write_view(&mut tx, &view, Some(&t)).await?;
+        write_view(&mut tx, &view, Some(&t), true).await?;
     }
     // Values erased while the log was folded: the erasure's own updates went to the tables
     // about to be dropped.
@@ -296,11 +309,13 @@ fn touched(events: &[StoredEvent], view: &View) -> Touched {
     t
 }
 
-/// Writes the rows of `view` (all of them, or only those of `only`) into the `*_rebuild` tables.
+/// Writes the rows of `view` (all of them, or only those of `only`) into the `*_rebuild` tables,
+/// the assessments' only `with_assessments` (the fold streams them itself).
 async fn write_view(
     conn: &mut PgConnection,
     view: &View,
     only: Option<&Touched>,
+    with_assessments: bool,
 ) -> StoreResult<()> {
     let keep_c = |id: &Uuid| only.is_none_or(|t| t.commitments.binary_search(id).is_ok());
     let keep_e = |id: &Uuid| only.is_none_or(|t| t.evidence.binary_search(id).is_ok());
@@ -335,55 +350,14 @@ async fn write_view(
         q.build().execute(&mut *conn).await?;
     }
 
-    let assessments: Vec<&AssessmentRow> = view
-        .assessments
-        .iter()
-        .filter(|(c, _)| keep_c(c))
-        .flat_map(|(_, rows)| rows)
-        .collect();
-    // The bulk of the rows: streamed with COPY, several times faster than INSERT batches.
-    let r = |x: Option<Rating>| x.map(Rating::as_str);
-    let mut copy = conn
-        .copy_in_raw(
-            "copy assessments_rebuild (id, commitment_id, assessor, assessor_kind, assessed_on,
-             overall, met, funding, impact, appropriateness, delivery_status, rationale,
-             evidence_ids, evaluation, position, transaction_id, recorded_at, actor) from stdin",
-        )
-        .await?;
-    let mut rows = CopyRows::default();
-    for a in assessments {
-        rows.field(&a.id.to_string());
-        rows.field(&a.commitment_id.to_string());
-        rows.field(&a.assessor);
-        rows.field(a.assessor_kind.as_str());
-        rows.field(&a.assessed_on.to_string());
-        for rating in [
-            a.overall,
-            a.aspects.met,
-            a.aspects.funding,
-            a.aspects.impact,
-            a.aspects.appropriateness,
-        ] {
-            rows.optional(r(rating));
-        }
-        rows.field(a.delivery_status.as_str());
-        rows.field(&a.rationale);
-        let ids: Vec<String> = a.evidence_ids.iter().map(Uuid::to_string).collect();
-        rows.field(&format!("{{{}}}", ids.join(",")));
-        rows.optional(a.evaluation.as_deref());
-        rows.field(&a.cursor.position.to_string());
-        rows.field(&a.cursor.transaction_id.to_string());
-        rows.field(&a.recorded_at.to_rfc3339());
-        rows.field(&a.actor);
-        rows.end_row();
-        if rows.0.len() >= COPY_CHUNK {
-            copy.send(std::mem::take(&mut rows.0)).await?;
-        }
+    if with_assessments {
+        let rows = view
+            .assessments
+            .iter()
+            .filter(|(c, _)| keep_c(c))
+            .flat_map(|(_, rows)| rows);
+        assessments::copy(&mut *conn, rows).await?;
     }
-    if !rows.0.is_empty() {
-        copy.send(rows.0).await?;
-    }
-    copy.finish().await?;
 
     let evidence: Vec<&EvidenceRow> = view.evidence.values().filter(|e| keep_e(&e.id)).collect();
     for chunk in evidence.chunks(BATCH) {
