@@ -120,11 +120,11 @@ pub(super) async fn copy<'a>(
 /// One row in the column order of [`COPY_ASSESSMENTS`].
 fn write_row(rows: &mut CopyRows, a: &AssessmentRow) {
     let r = |x: Option<Rating>| x.map(Rating::as_str);
-    rows.field(&a.id.to_string());
-    rows.field(&a.commitment_id.to_string());
+    rows.plain(a.id);
+    rows.plain(a.commitment_id);
     rows.field(&a.assessor);
     rows.field(a.assessor_kind.as_str());
-    rows.field(&a.assessed_on.to_string());
+    rows.plain(a.assessed_on);
     for rating in [
         a.overall,
         a.aspects.met,
@@ -136,12 +136,44 @@ fn write_row(rows: &mut CopyRows, a: &AssessmentRow) {
     }
     rows.field(a.delivery_status.as_str());
     rows.field(&a.rationale);
-    let ids: Vec<String> = a.evidence_ids.iter().map(Uuid::to_string).collect();
-    rows.field(&format!("{{{}}}", ids.join(",")));
+    rows.plain(UuidArray(&a.evidence_ids));
     rows.optional(a.evaluation.as_deref());
-    rows.field(&a.cursor.position.to_string());
-    rows.field(&a.cursor.transaction_id.to_string());
-    rows.field(&a.recorded_at.to_rfc3339());
+    rows.plain(a.cursor.position);
+    rows.plain(a.cursor.transaction_id);
+    rows.plain(a.recorded_at.format("%Y-%m-%d %H:%M:%S%.f%:z"));
     rows.field(&a.actor);
     rows.end_row();
+}
+
+/// A uuid array in PostgreSQL's text form, `{a,b}`.
+struct UuidArray<'a>(&'a [Uuid]);
+
+impl std::fmt::Display for UuidArray<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("{")?;
+        for (i, id) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{id}")?;
+        }
+        f.write_str("}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UuidArray;
+    use uuid::Uuid;
+
+    #[test]
+    fn uuid_arrays_are_written_in_postgres_text_form() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        assert_eq!(UuidArray(&[]).to_string(), "{}");
+        assert_eq!(
+            UuidArray(&[a, b]).to_string(),
+            format!("{{{a},{b}}}"),
+            "comma-separated, no spaces, in braces"
+        );
+    }
 }

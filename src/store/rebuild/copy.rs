@@ -29,6 +29,15 @@ impl CopyRows {
         }
     }
 
+    /// A value whose text never holds a tab, a newline, a carriage return or a backslash
+    /// (numbers, ids, dates), written straight into the buffer.
+    pub(super) fn plain(&mut self, value: impl std::fmt::Display) {
+        use std::io::Write;
+        self.separate();
+        // Writing into a Vec cannot fail.
+        let _ = write!(self.0, "{value}");
+    }
+
     pub(super) fn optional(&mut self, value: Option<&str>) {
         match value {
             Some(v) => self.field(v),
