@@ -11,6 +11,7 @@
 use super::{AppState, caching, error_response, request_id};
 use crate::graphql::RequestInfo;
 use crate::graphql::error::ApiError;
+use crate::graphql::gateway::Prepared;
 use crate::graphql::limits::has_mutation;
 use crate::store::replicas::Target;
 use async_graphql::{Response as GqlResponse, ServerError, Value as GqlValue};
@@ -370,29 +371,15 @@ async fn execute(
         (Some(t), false) => t.target,
         (None, false) => state.readers.reads().choose(min).await,
     };
-    // A read on a replica that fails there is read again on the primary.
-    let again = spare
-        .filter(|_| matches!(target, Target::Replica(_)))
-        .map(|request| (request, info.clone()));
     let mut etag = tagged.and_then(|t| t.etag);
-    let mut response = state
-        .gateway
-        .run(state.readers.attach(prepared.with_data(info), target))
-        .await;
-    if let (Target::Replica(i), Some((request, info))) = (target, again)
-        && failed_inside(&response)
-    {
-        state.readers.reads().suspect(i);
-        metrics::counter!("db_reads_total", "target" => "primary").increment(1);
-        response = match state.gateway.prepare(request, Some(&info)).await {
-            Ok(prepared) => {
-                let prepared = state
-                    .readers
-                    .attach(prepared.with_data(info), Target::Primary);
-                state.gateway.run(prepared).await
-            }
-            Err(refused) => refused,
-        };
+    let again = || async {
+        let request = spare?;
+        let prepared = state.gateway.prepare(request, Some(&info)).await;
+        Some(prepared.map(|p| p.with_data(info.clone())))
+    };
+    let prepared = prepared.with_data(info.clone());
+    let (mut response, on_primary) = run_read(state, prepared, target, again).await;
+    if on_primary {
         // The replica's tag does not name this answer.
         etag = None;
     }
@@ -425,6 +412,45 @@ fn copy(request: &async_graphql::Request) -> async_graphql::Request {
     again.variables = request.variables.clone();
     again.extensions = request.extensions.clone();
     again
+}
+
+/// Runs a prepared request on `target`. A read that fails on a replica from the inside (the
+/// replica is gone, or cannot serve it) marks the replica suspect and runs again on the
+/// primary, as `again` prepares it anew (`None`: it cannot be). Answers the response and
+/// whether the primary stood in.
+pub(crate) async fn run_read<F, Fut>(
+    state: &AppState,
+    prepared: Prepared,
+    target: Target,
+    again: F,
+) -> (GqlResponse, bool)
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Option<Result<Prepared, GqlResponse>>>,
+{
+    let response = state
+        .gateway
+        .run(state.readers.attach(prepared, target))
+        .await;
+    let Target::Replica(i) = target else {
+        return (response, false);
+    };
+    if !failed_inside(&response) {
+        return (response, false);
+    }
+    let Some(again) = again().await else {
+        return (response, false);
+    };
+    state.readers.reads().suspect(i);
+    metrics::counter!("db_reads_total", "target" => "primary").increment(1);
+    let response = match again {
+        Ok(prepared) => {
+            let prepared = state.readers.attach(prepared, Target::Primary);
+            state.gateway.run(prepared).await
+        }
+        Err(refused) => refused,
+    };
+    (response, true)
 }
 
 /// Whether an answer holds an error of the server's own (a database that failed), rather

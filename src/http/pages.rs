@@ -7,7 +7,6 @@ use super::params::Params;
 use super::{AppState, request_id};
 use crate::graphql::RequestInfo;
 use crate::pages::{self, model};
-use crate::store::replicas::Target;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -109,28 +108,16 @@ async fn run<T: DeserializeOwned>(
         actor,
         request_id: request_id(headers),
     };
-    let reads = state.readers.reads();
-    let mut target = reads.choose(None).await;
-    let response = loop {
+    let target = state.readers.reads().choose(None).await;
+    let prepare = || async {
         let request = async_graphql::Request::new(query)
             .variables(async_graphql::Variables::from_json(variables.clone()));
-        let prepared = match state.gateway.prepare(request, Some(&info)).await {
-            Ok(prepared) => prepared,
-            Err(refused) => return Err(answer_error(&refused)),
-        };
-        let prepared = state
-            .readers
-            .attach(prepared.with_data(info.clone()), target);
-        let response = state.gateway.run(prepared).await;
-        match target {
-            // A replica that fails is skipped, and the primary asked instead.
-            Target::Replica(i) if super::graphql::failed_inside(&response) => {
-                reads.suspect(i);
-                target = Target::Primary;
-            }
-            _ => break response,
-        }
+        let prepared = state.gateway.prepare(request, Some(&info)).await;
+        prepared.map(|p| p.with_data(info.clone()))
     };
+    let prepared = prepare().await.map_err(|refused| answer_error(&refused))?;
+    let again = || async { Some(prepare().await) };
+    let (response, _) = super::graphql::run_read(state, prepared, target, again).await;
     if !response.errors.is_empty() {
         return Err(answer_error(&response));
     }
