@@ -61,10 +61,21 @@ async fn the_read_benchmark_reports_the_list_against_hand_written_sql() {
         "6",
         "--assessments",
         "6",
+        "--pages-over",
+        "60",
     ])
     .await;
     assert_eq!(report["scenario"], "read");
-    for level in report["levels"].as_array().expect("levels") {
+    let distinct = report["distinct_pages"]["levels"]
+        .as_array()
+        .expect("distinct-page levels");
+    assert_eq!(distinct.len(), 2, "{report}");
+    for level in report["levels"]
+        .as_array()
+        .expect("levels")
+        .iter()
+        .chain(distinct)
+    {
         assert!(
             number(&level["api"]["requests"]) >= number(&level["connections"]),
             "{report}"

@@ -8,12 +8,12 @@ use crate::support::{
     Client, Latencies, LoopStep, Server, admin_token, assess_body, assessed_id, closed_loop,
     pgbench, ratio, register_commitments, with_database,
 };
+mod pages;
+
 use anyhow::Context;
 use bytes::Bytes;
-use commitment_tracker::store::cursor::ListCursor;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -42,7 +42,7 @@ macro_rules! list_nodes {
 pub const LIST: &str = concat!("query { commitments(first: 50) { ", list_nodes!(), " } }");
 
 /// The same question for the page after a cursor.
-const PAGE: &str = concat!(
+pub(super) const PAGE: &str = concat!(
     "query($after: String) { commitments(first: 50, after: $after) { ",
     list_nodes!(),
     " } }"
@@ -76,13 +76,13 @@ limit 50"
 // language=PostgreSQL
 const LIST_SQL: &str = list_sql!("");
 // language=PostgreSQL
-const PAGE_SQL: &str = list_sql!("where c.registered_position > $1");
+pub(super) const PAGE_SQL: &str = list_sql!("where c.registered_position > $1");
 /// [`PAGE_SQL`] as a pgbench script line, its cursor a pgbench variable.
-const PAGE_PGBENCH: &str = list_sql!("where c.registered_position > :after");
+pub(super) const PAGE_PGBENCH: &str = list_sql!("where c.registered_position > :after");
 
 /// One row of the hand-written answer, decoded as a client would.
 #[derive(sqlx::FromRow)]
-struct ListRow {
+pub(super) struct ListRow {
     id: Uuid,
     slug: String,
     title: String,
@@ -121,7 +121,7 @@ impl ListRow {
 /// Before anything is timed: the API answers exactly what the hand-written statement does,
 /// node by node (the timed loops then check each answer's shape). `after` is the page's
 /// cursor (a registration position), if any.
-async fn same_answer(
+pub(super) async fn same_answer(
     client: &mut Client,
     body: Bytes,
     db_url: &str,
@@ -220,36 +220,8 @@ pub async fn seed(
     Ok(())
 }
 
-/// `commitments` more commitments shaped as [`seed`]'s, their assessments and evidence sent
-/// by `clients` clients at once.
-async fn seed_more(
-    addr: std::net::SocketAddr,
-    token: &str,
-    commitments: usize,
-    assessments_each: usize,
-    clients: usize,
-) -> anyhow::Result<()> {
-    let mut setup = Client::connect(addr, Some(token)).await?;
-    let ids = std::sync::Arc::new(register_commitments(&mut setup, "page", commitments).await?);
-    let mut tasks = Vec::new();
-    for c in 0..clients {
-        let (ids, token) = (ids.clone(), token.to_owned());
-        tasks.push(tokio::spawn(async move {
-            let mut client = Client::connect(addr, Some(&token)).await?;
-            for i in (c..ids.len()).step_by(clients) {
-                seed_one(&mut client, &ids, i, assessments_each).await?;
-            }
-            Ok::<_, anyhow::Error>(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    Ok(())
-}
-
 /// The `i`th commitment's assessments and evidence.
-async fn seed_one(
+pub(super) async fn seed_one(
     setup: &mut Client,
     ids: &[String],
     i: usize,
@@ -398,7 +370,7 @@ impl LoopStep for SqlLister {
 }
 
 /// A pool of `connections` connections, all opened before anything is timed.
-async fn sql_pool(db_url: &str, connections: usize) -> anyhow::Result<PgPool> {
+pub(super) async fn sql_pool(db_url: &str, connections: usize) -> anyhow::Result<PgPool> {
     Ok(sqlx::postgres::PgPoolOptions::new()
         .max_connections(connections as u32)
         .min_connections(connections as u32)
@@ -407,7 +379,7 @@ async fn sql_pool(db_url: &str, connections: usize) -> anyhow::Result<PgPool> {
 }
 
 /// One connection count's figures: the API's, and the hand-written statement's through sqlx.
-struct Level {
+pub(super) struct Level {
     connections: usize,
     seconds: f64,
     api_rate: f64,
@@ -417,7 +389,11 @@ struct Level {
 
 impl Level {
     /// The level with pgbench running `script` at the same connection count, as ratios.
-    async fn beside_pgbench(self, db_url: &str, script: String) -> anyhow::Result<Value> {
+    pub(super) async fn beside_pgbench(
+        self,
+        db_url: &str,
+        script: String,
+    ) -> anyhow::Result<Value> {
         let (url, connections, seconds) = (db_url.to_owned(), self.connections, self.seconds);
         let pg = tokio::task::spawn_blocking(move || pgbench(&url, &script, connections, seconds))
             .await??;
@@ -436,152 +412,11 @@ impl Level {
 
 /// Brings the planner's statistics up to date after seeding, as autovacuum does in time on a
 /// database that grew: both sides are then planned from the same, true statistics.
-async fn analyze(db_url: &str) -> anyhow::Result<()> {
+pub(super) async fn analyze(db_url: &str) -> anyhow::Result<()> {
     let pool = PgPool::connect(db_url).await?;
     sqlx::query("analyze").execute(&pool).await?;
     pool.close().await;
     Ok(())
-}
-
-/// The cursors of the distinct-page scenario: after each, a full page of 50 follows. The
-/// `n`th request of client `i` of `clients` takes the one at `(i + clients * n)` modulo a
-/// multiple of `clients`, so no two clients ever ask for the same page at once.
-struct Pages {
-    after: Vec<i64>,
-}
-
-impl Pages {
-    async fn read(db_url: &str) -> anyhow::Result<Self> {
-        let pool = PgPool::connect(db_url).await?;
-        let positions: Vec<i64> =
-            sqlx::query_scalar("select registered_position from commitments order by 1")
-                .fetch_all(&pool)
-                .await?;
-        pool.close().await;
-        anyhow::ensure!(positions.len() > 50, "too few commitments to page over");
-        Ok(Self {
-            after: positions[..positions.len() - 50].to_vec(),
-        })
-    }
-
-    fn pick(&self, client: usize, clients: usize, n: usize) -> i64 {
-        let span = self.after.len() - self.after.len() % clients;
-        self.after[(client + clients * n) % span]
-    }
-
-    /// The pgbench script: a random cursor in the same range, then the statement.
-    fn pgbench_script(&self) -> String {
-        format!(
-            "\\set after random({}, {})\n{};\n",
-            self.after[0],
-            self.after[self.after.len() - 1],
-            PAGE_PGBENCH.trim()
-        )
-    }
-
-    fn body(&self, client: usize, clients: usize, n: usize) -> anyhow::Result<Bytes> {
-        let after = ListCursor(self.pick(client, clients, n)).encode();
-        Ok(serde_json::to_vec(&json!({ "query": PAGE, "variables": { "after": after } }))?.into())
-    }
-}
-
-/// A client asking for a different page at each request.
-struct PageLister {
-    lister: Lister,
-    pages: Arc<Pages>,
-    client: usize,
-    clients: usize,
-}
-
-impl LoopStep for PageLister {
-    async fn step(&mut self, n: usize) -> anyhow::Result<()> {
-        self.lister.body = self.pages.body(self.client, self.clients, n)?;
-        self.lister.step(n).await
-    }
-}
-
-struct SqlPageLister {
-    pool: PgPool,
-    pages: Arc<Pages>,
-    client: usize,
-    clients: usize,
-}
-
-impl LoopStep for SqlPageLister {
-    async fn step(&mut self, n: usize) -> anyhow::Result<()> {
-        let rows: Vec<ListRow> = sqlx::query_as(PAGE_SQL)
-            .bind(self.pages.pick(self.client, self.clients, n))
-            .fetch_all(&self.pool)
-            .await?;
-        anyhow::ensure!(rows.len() == 50, "{} rows", rows.len());
-        Ok(())
-    }
-}
-
-/// Each connection asks for a different page of the list over `pages.after.len() + 50`
-/// commitments: the API, the hand-written statement through sqlx, and the statement from
-/// pgbench, at each connection count.
-async fn distinct_pages(
-    server: &Server,
-    token: &str,
-    db_url: &str,
-    pages: Arc<Pages>,
-    args: &ReadArgs,
-) -> anyhow::Result<Value> {
-    let duration = Duration::from_secs_f64(args.seconds);
-    let mut levels = Vec::new();
-    for &connections in &args.connections {
-        let (api_rate, api_latency) = closed_loop(connections, duration, |client| {
-            let (pages, token, addr) = (pages.clone(), token.to_owned(), server.addr);
-            async move {
-                Ok(PageLister {
-                    lister: Lister {
-                        client: Client::connect(addr, Some(&token)).await?,
-                        body: Bytes::new(),
-                        expect: 50,
-                    },
-                    pages,
-                    client,
-                    clients: connections,
-                })
-            }
-        })
-        .await
-        .context("distinct pages through the API")?;
-        let pool = sql_pool(db_url, connections).await?;
-        let sql = closed_loop(connections, duration, |client| {
-            let (pool, pages) = (pool.clone(), pages.clone());
-            async move {
-                Ok(SqlPageLister {
-                    pool,
-                    pages,
-                    client,
-                    clients: connections,
-                })
-            }
-        })
-        .await
-        .context("distinct pages by hand-written SQL")?;
-        pool.close().await;
-        let api = json!({
-            "requests": api_latency.len(),
-            "requests_per_sec": api_rate.round(),
-            "latency": api_latency.summary(),
-        });
-        let level = Level {
-            connections,
-            seconds: args.seconds,
-            api_rate,
-            api,
-            sql,
-        };
-        levels.push(level.beside_pgbench(db_url, pages.pgbench_script()).await?);
-    }
-    Ok(json!({
-        "commitments": pages.after.len() + 50,
-        "pages": "each connection a different page of 50 (by cursor) at every request; pgbench a random one",
-        "levels": levels,
-    }))
 }
 
 pub async fn run(server_url: &str, args: &ReadArgs) -> anyhow::Result<Value> {
@@ -640,22 +475,7 @@ pub async fn run(server_url: &str, args: &ReadArgs) -> anyhow::Result<Value> {
             caching.push(conditional_gets(server.addr, connections, duration).await?);
         }
         let distinct = if args.pages_over > args.commitments {
-            seed_more(
-                server.addr,
-                &token,
-                args.pages_over - args.commitments,
-                args.assessments_each,
-                16,
-            )
-            .await?;
-            // Statistics as autovacuum would have them by now, not as they were with 50.
-            analyze(&db.url).await?;
-            let pages = Arc::new(Pages::read(&db.url).await?);
-            let middle = pages.after[pages.after.len() / 2];
-            let mut check = Client::connect(server.addr, Some(&token)).await?;
-            let body = pages.body(0, 1, pages.after.len() / 2)?;
-            same_answer(&mut check, body, &db.url, Some(middle)).await?;
-            distinct_pages(&server, &token, &db.url, pages, args).await?
+            pages::run(&server, &token, &db.url, args).await?
         } else {
             Value::Null
         };
