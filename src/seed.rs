@@ -221,6 +221,7 @@ impl Importer<'_> {
             actor: self.actor.clone(),
             request_id: None,
             idempotency_key: Some(key),
+            written: Default::default(),
         }
     }
 

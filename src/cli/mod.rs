@@ -258,6 +258,7 @@ async fn erase(pool: &PgPool, name: &str, reason: &str) -> anyhow::Result<()> {
         },
         request_id: None,
         idempotency_key: None,
+        written: Default::default(),
     };
     let outcome = commands.erase_personal_data(&ctx, cmd).await?;
     println!("{}", outcome.erased_values);

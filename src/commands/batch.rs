@@ -218,7 +218,8 @@ impl Core {
         &self,
         jobs: &[Job],
     ) -> Result<Vec<Result<Outcome, CommandError>>, BatchFailure> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let existing: Vec<(Uuid, StreamType)> = jobs
             .iter()
             .filter(|j| !j.target.creates)
@@ -387,6 +388,7 @@ impl Core {
         idempotency::complete_many(&mut tx, &outcomes).await?;
         let appended = applied.len() as u64;
         tx.commit().await.map_err(BatchFailure::AtCommit)?;
+        let log_position = committed_at(&mut conn).await;
         metrics::counter!("event_log_appends_total").increment(appended);
         metrics::histogram!("event_log_append_batch_commands").record(jobs.len() as f64);
 
@@ -407,6 +409,7 @@ impl Core {
                 id: p.id,
                 replayed: false,
                 assessment,
+                log_position,
             }));
         }
         Ok(results
@@ -418,7 +421,8 @@ impl Core {
     /// Carries out one command in a transaction of its own.
     async fn execute_alone(&self, job: &Job) -> Result<Outcome, CommandError> {
         let target = &job.target;
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
 
         // The stream lock comes first: nothing before it may write (see `lock_stream`).
         let head = if target.creates {
@@ -461,6 +465,7 @@ impl Core {
             idempotency::complete(&mut tx, actor, key, &json!({ "id": id })).await?;
         }
         tx.commit().await?;
+        let log_position = committed_at(&mut conn).await;
         metrics::counter!("event_log_appends_total").increment(events.len() as u64);
         metrics::histogram!("event_log_append_batch_commands").record(1.0);
         for (event, _) in &events {
@@ -473,6 +478,17 @@ impl Core {
             id,
             replayed: false,
             assessment: recorded_assessment(&stored, &events),
+            log_position,
         })
     }
+}
+
+/// The log position after a commit, read on the connection that made it (so at or after its
+/// commit record), once for every command the commit carried. A failure here changes nothing
+/// that was committed: the answer then asks the database itself.
+async fn committed_at(conn: &mut sqlx::PgConnection) -> Option<LogPosition> {
+    position::current(conn)
+        .await
+        .inspect_err(|e| tracing::warn!(error = %e, "no log position after a commit"))
+        .ok()
 }

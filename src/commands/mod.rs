@@ -18,6 +18,7 @@ use crate::domain::{DomainError, DomainEvent, References, StreamType};
 use crate::store::event_store::{self, Append, Metadata, StoredEvent, StreamHead};
 use crate::store::feed::Feed;
 use crate::store::idempotency::{self, Claim, KeyClaim};
+use crate::store::position::{self, LogPosition};
 use crate::store::read::AssessmentRow;
 use crate::store::{StoreError, StoreResult, projections, read, tokens};
 use chrono::NaiveDate;
@@ -30,9 +31,11 @@ use uuid::Uuid;
 
 mod batch;
 mod erasure;
+mod written;
 
 use batch::*;
 pub use erasure::ErasureOutcome;
+pub use written::Written;
 
 /// Why a command was not carried out.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +84,8 @@ pub struct CommandContext {
     pub request_id: Option<String>,
     /// The client's idempotency key.
     pub idempotency_key: Option<String>,
+    /// Where the request's writes stand, noted as its commands commit.
+    pub written: Written,
 }
 
 /// The result of a command: the id of what it created or changed.
@@ -90,6 +95,9 @@ pub struct Outcome {
     pub id: Uuid,
     /// True when an idempotency key replayed an earlier run and nothing was written.
     pub replayed: bool,
+    /// The primary's log position after the commit (none for a replay, or when it could not
+    /// be read).
+    pub log_position: Option<LogPosition>,
     /// The verdict the command recorded, as the projections now hold it (none for a replay
     /// or another kind of command), so that the caller need not read it back.
     pub assessment: Option<AssessmentRow>,
@@ -481,7 +489,9 @@ impl Commands {
             reply,
         };
         self.queue.send(job).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        let outcome = answer.await.map_err(|_| stopped())??;
+        ctx.written.note(outcome.log_position);
+        Ok(outcome)
     }
 }
 
@@ -499,6 +509,7 @@ fn replayed(outcome: &Value) -> Result<Outcome, StoreError> {
         id,
         replayed: true,
         assessment: None,
+        log_position: None,
     })
 }
 

@@ -38,6 +38,8 @@ pub struct RequestInfo {
     pub actor: Option<Actor>,
     /// The request id, echoed in `x-request-id` and stored in event metadata.
     pub request_id: Option<String>,
+    /// Where the request's writes stand in the log, for its answer's `logPosition`.
+    pub written: crate::commands::Written,
 }
 
 /// What the schema needs from the rest of the application.

@@ -31,7 +31,14 @@ fn command_context(ctx: &Context<'_>, key: &Option<String>) -> ApiResult<Command
         actor,
         request_id: info.request_id.clone(),
         idempotency_key: idempotency_key(key).api()?,
+        written: info.written.clone(),
     })
+}
+
+/// Notes a write made outside the commands, whose log position only the database knows.
+fn wrote_elsewhere(ctx: &Context<'_>) -> ApiResult<()> {
+    ctx.data::<RequestInfo>()?.written.unknown();
+    Ok(())
 }
 
 async fn commitment(ctx: &Context<'_>, id: Uuid) -> ApiResult<Commitment> {
@@ -123,6 +130,7 @@ impl Mutation {
         expires_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> ApiResult<CreatedToken> {
         super::require_admin(ctx)?;
+        wrote_elsewhere(ctx)?;
         let name = crate::domain::text::Line::parse("name", &name).api()?;
         if expires_at.is_some_and(|t| t <= chrono::Utc::now()) {
             return Err(ApiError::bad_input("expiresAt", "must be in the future")).api();
@@ -150,6 +158,7 @@ impl Mutation {
         input: CreateWebhookInput,
     ) -> ApiResult<super::types::CreatedWebhook> {
         super::require_admin(ctx)?;
+        wrote_elsewhere(ctx)?;
         let actor = ctx.data::<RequestInfo>()?.actor.as_ref();
         let created = crate::webhooks::create(
             ctx.data::<PgPool>()?,
@@ -177,6 +186,7 @@ impl Mutation {
     /// none.
     async fn delete_webhook(&self, ctx: &Context<'_>, id: async_graphql::ID) -> ApiResult<bool> {
         super::require_admin(ctx)?;
+        wrote_elsewhere(ctx)?;
         let id = super::inputs::parse_id("id", &id).api()?;
         crate::store::webhooks::delete(ctx.data::<PgPool>()?, id)
             .await
@@ -190,6 +200,7 @@ impl Mutation {
         id: async_graphql::ID,
     ) -> ApiResult<super::types::Webhook> {
         super::require_admin(ctx)?;
+        wrote_elsewhere(ctx)?;
         let id = super::inputs::parse_id("id", &id).api()?;
         crate::store::webhooks::resume(ctx.data::<PgPool>()?, id)
             .await
@@ -202,6 +213,7 @@ impl Mutation {
     /// Revokes a token (admin); it is refused from then on. False if it was not active.
     async fn revoke_token(&self, ctx: &Context<'_>, id: async_graphql::ID) -> ApiResult<bool> {
         super::require_admin(ctx)?;
+        wrote_elsewhere(ctx)?;
         let id = super::inputs::parse_id("id", &id).api()?;
         let revoked = crate::store::tokens::revoke(ctx.data::<PgPool>()?, id)
             .await

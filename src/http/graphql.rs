@@ -351,6 +351,7 @@ async fn execute(
     let info = RequestInfo {
         actor,
         request_id: request_id(headers),
+        written: Default::default(),
     };
     let spare = (state.readers.reads().replica_count() > 0).then(|| copy(&request));
     let prepared = match state.gateway.prepare(request, Some(&info)).await {
@@ -384,8 +385,13 @@ async fn execute(
         etag = None;
     }
     if mutation && response.is_ok() {
-        // Read after the commit, so the position includes it.
-        match crate::store::position::current(&state.pool).await {
+        // Noted by the committer after its commit, or else read now, after every commit: so
+        // the position includes the request's writes.
+        let position = match info.written.position() {
+            Some(position) => Ok(position),
+            None => crate::store::position::current(&state.pool).await,
+        };
+        match position {
             Ok(position) => {
                 response
                     .extensions

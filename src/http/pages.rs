@@ -107,6 +107,7 @@ async fn run<T: DeserializeOwned>(
     let info = RequestInfo {
         actor,
         request_id: request_id(headers),
+        written: Default::default(),
     };
     let target = state.readers.reads().choose(None).await;
     let prepare = || async {

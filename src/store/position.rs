@@ -5,7 +5,7 @@
 //! a cached read).
 
 use super::StoreResult;
-use sqlx::PgPool;
+use sqlx::PgExecutor;
 use std::fmt;
 
 /// A position in the write-ahead log, compared as the 64-bit number it is.
@@ -33,14 +33,17 @@ impl fmt::Display for LogPosition {
     }
 }
 
-/// Where the database behind `pool` stands: the primary's current write position, or a
-/// replica's replay position. One statement that reads no table.
-pub async fn current(pool: &PgPool) -> StoreResult<LogPosition> {
+/// Where the database behind `db` (a pool, or a connection) stands: the primary's current
+/// write position, or a replica's replay position. One statement that reads no table.
+///
+/// Asked on the connection that has just committed, the answer is at or after that commit:
+/// a synchronous commit returns once its record is written and flushed.
+pub async fn current<'e>(db: impl PgExecutor<'e>) -> StoreResult<LogPosition> {
     let text: String = sqlx::query_scalar(
         "select (case when pg_is_in_recovery() then pg_last_wal_replay_lsn()
                       else pg_current_wal_lsn() end)::text",
     )
-    .fetch_one(pool)
+    .fetch_one(db)
     .await?;
     LogPosition::parse(&text).ok_or_else(|| super::StoreError::Corrupt {
         position: 0,

@@ -143,6 +143,13 @@ async fn a_repeat_gets_304_without_running_the_query_and_a_write_a_new_answer() 
 #[tokio::test]
 async fn mutations_answer_with_a_log_position_that_reads_take_back() {
     let app = spawn_app().await;
+    sqlx::query("create extension pg_walinspect")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let before = commitment_tracker::store::position::current(&app.pool)
+        .await
+        .unwrap();
     let response = app
         .client
         .post(format!("{}/graphql", app.address))
@@ -167,6 +174,28 @@ async fn mutations_answer_with_a_log_position_that_reads_take_back() {
         .await
         .unwrap();
     assert!(parsed <= now && parsed.0 > 0, "{position}");
+    // The position is after the write's commit record: a replica that has replayed up to it
+    // holds the write.
+    let xid: i64 =
+        sqlx::query_scalar("select transaction_id from events where stream_type = 'commitment'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let commits: i64 = sqlx::query_scalar(
+        "select count(*) from pg_get_wal_records_info($1::text::pg_lsn, $2::text::pg_lsn)
+         where resource_manager = 'Transaction' and record_type = 'COMMIT'
+           and xid::text = ($3 % 4294967296)::text and end_lsn <= $2::text::pg_lsn",
+    )
+    .bind(before.to_string())
+    .bind(&position)
+    .bind(xid)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        commits, 1,
+        "the commit of transaction {xid} lies before {position}"
+    );
     // A read that must include the write does.
     let read = app
         .client

@@ -122,6 +122,7 @@ fn ctx(key: String) -> CommandContext {
         },
         request_id: None,
         idempotency_key: Some(key),
+        written: Default::default(),
     }
 }
 

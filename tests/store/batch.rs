@@ -17,7 +17,7 @@ use commitment_tracker::domain::rating::{
 };
 use commitment_tracker::domain::text::{Line, Slug, Text};
 use commitment_tracker::store::event_store::APPEND_GATE;
-use commitment_tracker::store::{read, tokens, verify};
+use commitment_tracker::store::{position, read, tokens, verify};
 use sqlx::PgPool;
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -35,6 +35,7 @@ fn ctx(key: Option<&str>) -> CommandContext {
         },
         request_id: None,
         idempotency_key: key.map(str::to_owned),
+        written: Default::default(),
     }
 }
 
@@ -424,6 +425,20 @@ async fn commands_that_wait_together_commit_together_and_each_gets_its_own_answe
         assert_eq!(outcome.assessment, stored);
     }
     assert_eq!(retried.assessment, None);
+
+    // Each answer carries the log position after its commit, read once for the batch; 7's
+    // own commit came later; a replay wrote nothing and carries none.
+    let positions: Vec<_> = [first, a[3].as_ref().unwrap(), submitted, right, second]
+        .iter()
+        .map(|o| o.log_position.expect("a position after the commit"))
+        .collect();
+    assert!(
+        positions[..4].iter().all(|p| *p == positions[0]),
+        "{positions:?}"
+    );
+    assert!(positions[4] > positions[0], "{positions:?}");
+    assert!(positions[4] <= position::current(&pool).await.unwrap());
+    assert_eq!(retried.log_position, None);
 
     // A corrected retry with a key the batch refused is carried out.
     let fixed = commands

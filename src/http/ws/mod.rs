@@ -104,7 +104,11 @@ pub async fn upgrade(
                     return Err(err.extend());
                 }
                 let mut data = async_graphql::Data::default();
-                data.insert(RequestInfo { actor, request_id });
+                data.insert(RequestInfo {
+                    actor,
+                    request_id,
+                    written: Default::default(),
+                });
                 Ok(data)
             };
             protocol::serve(
