@@ -37,7 +37,7 @@ impl Job {
     /// The token to check in the writing transaction (none for an actor without one, such
     /// as the importer).
     fn token(&self) -> Option<Uuid> {
-        Some(self.ctx.actor.token_id).filter(|id| !id.is_nil())
+        token_of(&self.ctx.actor)
     }
 
     fn key(&self) -> Option<(&str, &str)> {
@@ -435,13 +435,7 @@ impl Core {
                     id: target.stream_id,
                 })?
         };
-        if let Some(token) = job.token()
-            && !tokens::still_valid(&mut tx, &[token])
-                .await?
-                .contains(&token)
-        {
-            return Err(CommandError::Unauthenticated);
-        }
+        check_token(&mut tx, &job.ctx.actor).await?;
         if let Some((actor, key)) = job.key() {
             let hash = idempotency::command_hash(job.kind, &job.body);
             match idempotency::claim(&mut tx, actor, key, &hash).await? {

@@ -44,14 +44,7 @@ impl Commands {
         // The append gate comes first: nothing before it may write (ADR 0013).
         let stream = Uuid::now_v7();
         let head = event_store::new_stream(&mut tx, stream, StreamType::Erasure).await?;
-        let token = Some(ctx.actor.token_id).filter(|id| !id.is_nil());
-        if let Some(token) = token
-            && !tokens::still_valid(&mut tx, &[token])
-                .await?
-                .contains(&token)
-        {
-            return Err(CommandError::Unauthenticated);
-        }
+        check_token(&mut tx, &ctx.actor).await?;
         let scope = ctx.actor.token_id.to_string();
         let key = ctx.idempotency_key.as_deref();
         if let Some(key) = key {

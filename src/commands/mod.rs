@@ -513,6 +513,23 @@ fn replayed(outcome: &Value) -> Result<Outcome, StoreError> {
     })
 }
 
+/// The token whose validity a write re-checks: none for an actor without one, such as the
+/// importer or the command line.
+fn token_of(actor: &Actor) -> Option<Uuid> {
+    Some(actor.token_id).filter(|id| !id.is_nil())
+}
+
+/// Refuses a lone command whose token is no longer valid as its writing transaction sees it,
+/// whatever a cache said (a batch checks all of its tokens in `open_append`).
+async fn check_token(conn: &mut sqlx::PgConnection, actor: &Actor) -> Result<(), CommandError> {
+    match token_of(actor) {
+        Some(token) if !tokens::still_valid(conn, &[token]).await?.contains(&token) => {
+            Err(CommandError::Unauthenticated)
+        }
+        _ => Ok(()),
+    }
+}
+
 fn require(ctx: &CommandContext, needed: Role) -> Result<(), CommandError> {
     if ctx.actor.can(needed) {
         Ok(())

@@ -53,6 +53,8 @@ async fn seeded() -> TestApp {
     let app = spawn_app_with(|s| {
         s.log.checkpoint_interval = Duration::ZERO;
         s.log.sequence_interval = Duration::from_millis(20);
+        // Long enough that a token revoked elsewhere is still trusted at the door.
+        s.token_cache = Duration::from_secs(3600);
     })
     .await;
     commitment_tracker::seed::import(&app.commands().await, &seed_file())
@@ -168,6 +170,39 @@ async fn erased_names_are_in_no_answer_replay_or_table_and_every_proof_still_hol
     assert_eq!(status, 200);
     assert_eq!(
         body["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{body}"
+    );
+    assert_eq!(erased_rows(&app).await, 0);
+    assert_eq!(app.event_count().await, events_before);
+
+    // An admin token revoked straight in the database, while this server's cache still
+    // trusts it (it answered a read): the erasure's own transaction refuses it.
+    let (departed_id, departed) = commitment_tracker::store::tokens::create(
+        &app.pool,
+        "departed admin",
+        commitment_tracker::auth::Role::Admin,
+        None,
+    )
+    .await
+    .unwrap();
+    let (status, _) = app
+        .post("{ events { totalCount } }", json!({}), Some(&departed))
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        commitment_tracker::store::tokens::revoke(&app.pool, departed_id)
+            .await
+            .unwrap()
+    );
+    let (_, body) = app
+        .post(
+            ERASE,
+            json!({ "input": { "name": SUBMITTER, "reason": "r" } }),
+            Some(&departed),
+        )
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
         "{body}"
     );
     assert_eq!(erased_rows(&app).await, 0);
