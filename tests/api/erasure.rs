@@ -121,6 +121,22 @@ async fn erase(app: &TestApp, name: &str, key: Option<&str>) -> (u16, Value) {
     .await
 }
 
+/// Asks, with `token`, to erase the submitter; checks the refusal's code and that nothing
+/// was erased or recorded.
+async fn refused_erasure(app: &TestApp, token: &str, code: &str, events: i64) {
+    let (status, body) = app
+        .post(
+            ERASE,
+            json!({ "input": { "name": SUBMITTER, "reason": "r" } }),
+            Some(token),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["errors"][0]["extensions"]["code"], code, "{body}");
+    assert_eq!(erased_rows(app).await, 0);
+    assert_eq!(app.event_count().await, events);
+}
+
 #[tokio::test]
 async fn erased_names_are_in_no_answer_replay_or_table_and_every_proof_still_holds() {
     let app = seeded().await;
@@ -160,53 +176,19 @@ async fn erased_names_are_in_no_answer_replay_or_table_and_every_proof_still_hol
     let events_before = app.event_count().await;
 
     // A role below admin is refused, and nothing changes.
-    let (status, body) = app
-        .post(
-            ERASE,
-            json!({ "input": { "name": SUBMITTER, "reason": "r" } }),
-            Some(&holder_token),
-        )
-        .await;
-    assert_eq!(status, 200);
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"], "FORBIDDEN",
-        "{body}"
-    );
-    assert_eq!(erased_rows(&app).await, 0);
-    assert_eq!(app.event_count().await, events_before);
+    refused_erasure(&app, &holder_token, "FORBIDDEN", events_before).await;
 
     // An admin token revoked straight in the database, while this server's cache still
     // trusts it (it answered a read): the erasure's own transaction refuses it.
-    let (departed_id, departed) = commitment_tracker::store::tokens::create(
-        &app.pool,
-        "departed admin",
-        commitment_tracker::auth::Role::Admin,
-        None,
-    )
-    .await
-    .unwrap();
+    let (departed_id, departed) = tokens::create(&app.pool, "departed admin", Role::Admin, None)
+        .await
+        .unwrap();
     let (status, _) = app
         .post("{ events { totalCount } }", json!({}), Some(&departed))
         .await;
     assert_eq!(status, 200);
-    assert!(
-        commitment_tracker::store::tokens::revoke(&app.pool, departed_id)
-            .await
-            .unwrap()
-    );
-    let (_, body) = app
-        .post(
-            ERASE,
-            json!({ "input": { "name": SUBMITTER, "reason": "r" } }),
-            Some(&departed),
-        )
-        .await;
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
-        "{body}"
-    );
-    assert_eq!(erased_rows(&app).await, 0);
-    assert_eq!(app.event_count().await, events_before);
+    assert!(tokens::revoke(&app.pool, departed_id).await.unwrap());
+    refused_erasure(&app, &departed, "UNAUTHENTICATED", events_before).await;
 
     // The submitter: one evidence value. The holder: their events' actors and their token.
     let (_, body) = erase(&app, SUBMITTER, Some("erase-submitter")).await;
