@@ -110,7 +110,7 @@ pub fn seal(event_type: &str, payload: &mut Value, metadata: &mut Value) -> Vec<
 }
 
 /// The personal values of one stored event: each field's value, or `None` where erased.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Personal(pub Vec<(String, Option<String>)>);
 
 impl Personal {

@@ -126,6 +126,95 @@ fn ctx(key: String) -> CommandContext {
     }
 }
 
+fn verdict(commitment_id: Uuid, assessed_on: chrono::NaiveDate) -> AssessCommitment {
+    AssessCommitment {
+        commitment_id,
+        assessment_id: Uuid::nil(),
+        assessor: Line::parse("assessor", "Panel").unwrap(),
+        assessor_kind: AssessorKind::Independent,
+        assessed_on,
+        overall: Some(Rating::Good),
+        aspects: Aspects::default(),
+        delivery_status: DeliveryStatus::OnTrack,
+        rationale: Text::parse("rationale", "r").unwrap(),
+        evidence_ids: vec![],
+        evaluation: None,
+    }
+}
+
+#[tokio::test]
+async fn a_verdict_committed_after_the_fold_is_caught_up_beside_the_assessments_already_written() {
+    let (_db, pool, commands) = seeded().await;
+    let commitment = assessed_stream(&pool).await;
+    let before: i64 = sqlx::query_scalar("select count(*) from assessments")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+
+    // A reader holding one of the tables keeps the rebuild from swapping its tables in once
+    // it has folded the log and written its rows.
+    let mut reader = pool.begin().await.unwrap();
+    sqlx::query("lock table revisions in access share mode")
+        .execute(&mut *reader)
+        .await
+        .unwrap();
+    let rebuilding = tokio::spawn({
+        let pool = pool.clone();
+        async move { rebuild::rebuild(&pool).await }
+    });
+    loop {
+        let waiting: bool = sqlx::query_scalar(
+            "select exists (select 1 from pg_locks where relation = 'revisions'::regclass and not granted)",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if waiting {
+            break;
+        }
+        assert!(
+            !rebuilding.is_finished(),
+            "the rebuild waits for the reader"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+
+    // Past the fold: this verdict reaches the new tables only by the catch-up under the lock.
+    let late = commands
+        .assess_commitment(
+            &ctx("late".into()),
+            verdict(
+                commitment,
+                chrono::NaiveDate::from_ymd_opt(2030, 1, 1).unwrap(),
+            ),
+            None,
+        )
+        .await
+        .unwrap();
+    reader.commit().await.unwrap();
+    let report = rebuilding.await.unwrap().unwrap();
+    assert_eq!(report.caught_up, 1, "{report:?}");
+
+    let after: i64 = sqlx::query_scalar("select count(*) from assessments")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        after,
+        before + 1,
+        "the folded timeline is kept, the late verdict added"
+    );
+    let current: Option<Uuid> =
+        sqlx::query_scalar("select current_assessment_id from commitments where id = $1")
+            .bind(commitment)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(current, Some(late.id));
+    let check = verify::verify(&pool).await.unwrap();
+    assert!(check.ok(), "{:?}", check.problems);
+}
+
 #[tokio::test]
 async fn a_rebuild_under_concurrent_writes_loses_nothing_and_leaves_the_same_answers() {
     let (_db, pool, commands) = seeded().await;
@@ -141,19 +230,10 @@ async fn a_rebuild_under_concurrent_writes_loses_nothing_and_leaves_the_same_ans
         tokio::spawn(async move {
             let mut written = 0usize;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) || written < 20 {
-                let cmd = AssessCommitment {
-                    commitment_id: commitments[written % commitments.len()],
-                    assessment_id: Uuid::nil(),
-                    assessor: Line::parse("assessor", "Panel").unwrap(),
-                    assessor_kind: AssessorKind::Independent,
-                    assessed_on: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
-                    overall: Some(Rating::Good),
-                    aspects: Aspects::default(),
-                    delivery_status: DeliveryStatus::OnTrack,
-                    rationale: Text::parse("rationale", "r").unwrap(),
-                    evidence_ids: vec![],
-                    evaluation: None,
-                };
+                let cmd = verdict(
+                    commitments[written % commitments.len()],
+                    chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+                );
                 commands
                     .assess_commitment(&ctx(format!("w{written}")), cmd, None)
                     .await
@@ -241,23 +321,14 @@ async fn verdicts_written_together_leave_the_projections_a_replay_gives() {
     // (each becomes current), half dated the day it was announced (history, where the
     // commitment has a verdict already).
     let writes = commitments.iter().enumerate().map(|(i, (id, announced))| {
-        let cmd = AssessCommitment {
-            commitment_id: *id,
-            assessment_id: Uuid::nil(),
-            assessor: Line::parse("assessor", "Panel").unwrap(),
-            assessor_kind: AssessorKind::Independent,
-            assessed_on: if i % 2 == 0 {
+        let cmd = verdict(
+            *id,
+            if i % 2 == 0 {
                 chrono::NaiveDate::from_ymd_opt(2030, 1, 1).unwrap()
             } else {
                 *announced
             },
-            overall: Some(Rating::Good),
-            aspects: Aspects::default(),
-            delivery_status: DeliveryStatus::OnTrack,
-            rationale: Text::parse("rationale", "r").unwrap(),
-            evidence_ids: vec![],
-            evaluation: None,
-        };
+        );
         let commands = commands.clone();
         async move {
             commands

@@ -11,12 +11,12 @@ use sqlx::postgres::{PgCopyIn, PgPoolCopyExt};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use uuid::Uuid;
 
 // language=PostgreSQL
 const COPY_ASSESSMENTS: &str = "copy assessments_rebuild (id, commitment_id, assessor,
     assessor_kind, assessed_on, overall, met, funding, impact, appropriateness, delivery_status,
-    rationale, evidence_ids, evaluation, position, transaction_id, recorded_at, actor) from stdin";
+    rationale, evidence_ids, evaluation, position, transaction_id, recorded_at, actor)
+    from stdin with (format binary)";
 
 /// Chunks in flight between the fold and the connection that copies them.
 const IN_FLIGHT: usize = 4;
@@ -43,14 +43,18 @@ impl Streamed {
     /// Queues one row; sends a chunk once enough rows are queued.
     pub(super) async fn push(&mut self, a: &AssessmentRow) -> StoreResult<()> {
         write_row(&mut self.rows, a);
-        if self.rows.0.len() >= COPY_CHUNK {
+        if self.rows.len() >= COPY_CHUNK {
             self.send().await?;
         }
         Ok(())
     }
 
     async fn send(&mut self) -> StoreResult<()> {
-        let chunk = std::mem::take(&mut self.rows.0);
+        let chunk = self.rows.take();
+        self.send_chunk(chunk).await
+    }
+
+    async fn send_chunk(&mut self, chunk: Vec<u8>) -> StoreResult<()> {
         let sent = match &self.chunks {
             Some(chunks) => chunks.send(chunk).await.is_ok(),
             None => false,
@@ -72,9 +76,8 @@ impl Streamed {
 
     /// Sends what is left and waits for the COPY to be stored; answers how many rows it holds.
     pub(super) async fn finish(mut self) -> StoreResult<u64> {
-        if !self.rows.0.is_empty() {
-            self.send().await?;
-        }
+        let last = std::mem::take(&mut self.rows).end();
+        self.send_chunk(last).await?;
         self.chunks = None;
         self.wait().await
     }
@@ -106,13 +109,11 @@ pub(super) async fn copy<'a>(
     let mut buffer = CopyRows::default();
     for a in rows {
         write_row(&mut buffer, a);
-        if buffer.0.len() >= COPY_CHUNK {
-            copy.send(std::mem::take(&mut buffer.0)).await?;
+        if buffer.len() >= COPY_CHUNK {
+            copy.send(buffer.take()).await?;
         }
     }
-    if !buffer.0.is_empty() {
-        copy.send(buffer.0).await?;
-    }
+    copy.send(buffer.end()).await?;
     copy.finish().await?;
     Ok(())
 }
@@ -120,11 +121,12 @@ pub(super) async fn copy<'a>(
 /// One row in the column order of [`COPY_ASSESSMENTS`].
 fn write_row(rows: &mut CopyRows, a: &AssessmentRow) {
     let r = |x: Option<Rating>| x.map(Rating::as_str);
-    rows.plain(a.id);
-    rows.plain(a.commitment_id);
-    rows.field(&a.assessor);
-    rows.field(a.assessor_kind.as_str());
-    rows.plain(a.assessed_on);
+    rows.row(18);
+    rows.uuid(a.id);
+    rows.uuid(a.commitment_id);
+    rows.text(&a.assessor);
+    rows.text(a.assessor_kind.as_str());
+    rows.date(a.assessed_on);
     for rating in [
         a.overall,
         a.aspects.met,
@@ -132,48 +134,14 @@ fn write_row(rows: &mut CopyRows, a: &AssessmentRow) {
         a.aspects.impact,
         a.aspects.appropriateness,
     ] {
-        rows.optional(r(rating));
+        rows.optional_text(r(rating));
     }
-    rows.field(a.delivery_status.as_str());
-    rows.field(&a.rationale);
-    rows.plain(UuidArray(&a.evidence_ids));
-    rows.optional(a.evaluation.as_deref());
-    rows.plain(a.cursor.position);
-    rows.plain(a.cursor.transaction_id);
-    rows.plain(a.recorded_at.format("%Y-%m-%d %H:%M:%S%.f%:z"));
-    rows.field(&a.actor);
-    rows.end_row();
-}
-
-/// A uuid array in PostgreSQL's text form, `{a,b}`.
-struct UuidArray<'a>(&'a [Uuid]);
-
-impl std::fmt::Display for UuidArray<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("{")?;
-        for (i, id) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{id}")?;
-        }
-        f.write_str("}")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::UuidArray;
-    use uuid::Uuid;
-
-    #[test]
-    fn uuid_arrays_are_written_in_postgres_text_form() {
-        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
-        assert_eq!(UuidArray(&[]).to_string(), "{}");
-        assert_eq!(
-            UuidArray(&[a, b]).to_string(),
-            format!("{{{a},{b}}}"),
-            "comma-separated, no spaces, in braces"
-        );
-    }
+    rows.text(a.delivery_status.as_str());
+    rows.text(&a.rationale);
+    rows.uuid_array(&a.evidence_ids);
+    rows.optional_text(a.evaluation.as_deref());
+    rows.bigint(a.cursor.position);
+    rows.bigint(a.cursor.transaction_id);
+    rows.timestamptz(a.recorded_at);
+    rows.text(&a.actor);
 }

@@ -9,7 +9,7 @@
 //!    tables: no write is lost, no read fails (it waits for the rename at most).
 
 use super::event_store::{EVENT_COLUMNS, Envelope, StoredEvent};
-use super::personal::{self, Personal};
+use super::personal;
 use super::read::{CommitmentRow, DisputeRow, EvidenceRow, RevisionRow};
 use super::replay::View;
 use super::{StoreError, StoreResult};
@@ -25,6 +25,9 @@ use uuid::Uuid;
 
 mod assessments;
 mod copy;
+mod personal_index;
+
+use personal_index::PersonalIndex;
 
 /// Rows per insert statement (well under Postgres's 65,535 bind parameters).
 const BATCH: usize = 1000;
@@ -87,18 +90,23 @@ async fn fold_log(
     streamed: &mut assessments::Streamed,
     progress: &Progress,
 ) -> StoreResult<(usize, Option<(i64, i64)>)> {
+    // One snapshot for both reads, so that every event read has its values in the index.
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    // language=PostgreSQL
+    sqlx::query("set transaction isolation level repeatable read, read only")
+        .execute(&mut *tx)
+        .await?;
+    let personal = PersonalIndex::read(&mut tx).await?;
     // language=PostgreSQL
     let mut rows = sqlx::query(
-        "select position, transaction_id, stream_id, version, recorded_at,
-                (select jsonb_object_agg(p.field, p.value) from personal_data p
-                  where p.event_id = events.event_id),
+        "select position, transaction_id, stream_id, version, recorded_at, event_id,
                 event_type, schema_version, payload
            from events order by transaction_id, position",
     )
-    .fetch(&mut *conn);
+    .fetch(&mut *tx);
     let (mut folded, mut last) = (0, None);
     while let Some(row) = rows.try_next().await? {
-        let personal = Personal::from_json(row.try_get(5)?);
+        let personal = personal.of(&row.try_get(5)?);
         let envelope = Envelope {
             position: row.try_get(0)?,
             transaction_id: row.try_get(1)?,
@@ -110,25 +118,27 @@ async fn fold_log(
         let event_type: &str = row.try_get(6)?;
         let schema_version: i32 = row.try_get(7)?;
         let payload: Json<&RawValue> = row.try_get(8)?;
-        let event = personal::decode_stored(event_type, schema_version, payload.0.get(), &personal)
+        let event = personal::decode_stored(event_type, schema_version, payload.0.get(), personal)
             .map_err(|e| StoreError::Corrupt {
                 position: envelope.position,
                 reason: e.to_string(),
             })?;
         view.apply(&envelope, &event);
+        // An assessment's row is written as it is folded, and not kept: assessment rows are
+        // never updated, and they are most of a long log.
         if let DomainEvent::Commitment(CommitmentEvent::Assessed(a)) = &event
-            && let Some(row) = view
-                .assessments
-                .get(&envelope.stream_id)
-                .and_then(|timeline| timeline.last())
-                .filter(|row| row.id == a.assessment_id)
+            && let Some(timeline) = view.assessments.get_mut(&envelope.stream_id)
+            && timeline.last().is_some_and(|row| row.id == a.assessment_id)
+            && let Some(row) = timeline.pop()
         {
-            streamed.push(row).await?;
+            streamed.push(&row).await?;
         }
         folded += 1;
         progress.advance(1);
         last = Some((envelope.transaction_id, envelope.position));
     }
+    drop(rows);
+    tx.commit().await?;
     view.sort();
     Ok((folded, last))
 }
@@ -310,7 +320,8 @@ fn touched(events: &[StoredEvent], view: &View) -> Touched {
 }
 
 /// Writes the rows of `view` (all of them, or only those of `only`) into the `*_rebuild` tables,
-/// the assessments' only `with_assessments` (the fold streams them itself).
+/// the assessments' only `with_assessments` (the fold streams them itself and keeps none; the
+/// view holds only those recorded since).
 async fn write_view(
     conn: &mut PgConnection,
     view: &View,
@@ -460,10 +471,11 @@ async fn write_view(
 }
 
 /// Removes the rows of the touched keys from the `*_rebuild` tables, so they can be rewritten.
+/// Assessment rows stay: they are never updated, and the view holds only the assessments
+/// recorded since the fold (it writes and drops the rest as it goes).
 async fn clear_touched(conn: &mut PgConnection, t: &Touched) -> StoreResult<()> {
     // language=PostgreSQL
     for sql in [
-        "delete from assessments_rebuild where commitment_id = any($1)",
         "delete from disputes_rebuild where commitment_id = any($1)",
         "delete from revisions_rebuild where commitment_id = any($1)",
         "delete from evidence_commitments_rebuild where commitment_id = any($1) or evidence_id = any($2)",
