@@ -17,9 +17,8 @@ use crate::domain::DomainEvent;
 use crate::domain::commitment::CommitmentEvent;
 use crate::progress::Progress;
 use futures_util::TryStreamExt;
-use serde_json::value::RawValue;
 use sqlx::Row;
-use sqlx::types::Json;
+use sqlx::postgres::{PgValueFormat, PgValueRef};
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -96,7 +95,7 @@ async fn fold_log(
     sqlx::query("set transaction isolation level repeatable read, read only")
         .execute(&mut *tx)
         .await?;
-    let personal = PersonalIndex::read(&mut tx).await?;
+    let mut values = PersonalIndex::read(&mut tx).await?;
     // language=PostgreSQL
     let mut rows = sqlx::query(
         "select position, transaction_id, stream_id, version, recorded_at, event_id,
@@ -106,7 +105,7 @@ async fn fold_log(
     .fetch(&mut *tx);
     let (mut folded, mut last) = (0, None);
     while let Some(row) = rows.try_next().await? {
-        let personal = personal.of(&row.try_get(5)?);
+        let personal = values.of(&row.try_get(5)?);
         let envelope = Envelope {
             position: row.try_get(0)?,
             transaction_id: row.try_get(1)?,
@@ -117,8 +116,8 @@ async fn fold_log(
         };
         let event_type: &str = row.try_get(6)?;
         let schema_version: i32 = row.try_get(7)?;
-        let payload: Json<&RawValue> = row.try_get(8)?;
-        let event = personal::decode_stored(event_type, schema_version, payload.0.get(), personal)
+        let payload = jsonb_text(row.try_get_raw(8)?)?;
+        let event = personal::decode_stored(event_type, schema_version, payload, personal)
             .map_err(|e| StoreError::Corrupt {
                 position: envelope.position,
                 reason: e.to_string(),
@@ -141,6 +140,18 @@ async fn fold_log(
     tx.commit().await?;
     view.sort();
     Ok((folded, last))
+}
+
+/// A `jsonb` value's text as PostgreSQL sends it (a format version, then the JSON), taken
+/// as it is: the event decoder parses it once, where decoding it as JSON first parsed it twice.
+fn jsonb_text(value: PgValueRef<'_>) -> StoreResult<&str> {
+    let bytes = value.as_bytes().map_err(sqlx::Error::Decode)?;
+    let text = match (value.format(), bytes) {
+        (PgValueFormat::Binary, [1, text @ ..]) => text,
+        (PgValueFormat::Text, text) => text,
+        _ => return Err(sqlx::Error::Decode("a jsonb value in an unknown format".into()).into()),
+    };
+    Ok(std::str::from_utf8(text).map_err(|e| sqlx::Error::Decode(e.into()))?)
 }
 
 /// Replays the log into fresh tables and swaps them in.
