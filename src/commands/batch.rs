@@ -3,6 +3,7 @@
 //! again one command at a time.
 
 use super::*;
+use sqlx::PgConnection;
 
 /// The error for a command whose committer is gone (the server is stopping) or failed.
 pub(super) fn stopped() -> CommandError {
@@ -72,6 +73,9 @@ pub(super) async fn commit_loop(
     core: Arc<Core>,
     queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
 ) {
+    // The committer's own connection, outside the pool: no ping when it is taken up or put
+    // back, and the transaction's BEGIN and COMMIT travel with its first and last statements.
+    let mut conn: Option<PgConnection> = None;
     loop {
         let batch = {
             let mut queue = queue.lock().await;
@@ -87,9 +91,11 @@ pub(super) async fn commit_loop(
             batch
         };
         // A panic fails this batch's commands (their callers see the committer stopped),
-        // not the committer.
-        if let Err(e) = tokio::spawn(core.clone().run(batch)).await {
-            tracing::error!(error = %e, "a batch of commands panicked");
+        // not the committer; its connection goes with it (closing it rolls back whatever was
+        // open on it).
+        match tokio::spawn(core.clone().run(batch, conn.take())).await {
+            Ok(kept) => conn = kept,
+            Err(e) => tracing::error!(error = %e, "a batch of commands panicked"),
         }
     }
 }
@@ -146,12 +152,38 @@ pub(super) struct Planned {
 }
 
 impl Core {
-    /// Carries out a batch: the commands that can share a transaction in one, the rest (or
-    /// all, if the shared transaction fails before its commit) one by one.
-    async fn run(self: Arc<Self>, batch: Vec<Job>) {
+    /// A connection of the committer's own, taken from the pool and detached from it.
+    async fn connect(&self) -> Result<PgConnection, CommandError> {
+        Ok(self
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::from)?
+            .detach())
+    }
+
+    /// Carries out a batch on the committer's connection `conn` (a new one if it has none):
+    /// the commands that can share a transaction in one, the rest (or all, if the shared
+    /// transaction fails before its commit) one by one. Returns the connection, unless it
+    /// was lost or left in an unknown state.
+    async fn run(
+        self: Arc<Self>,
+        batch: Vec<Job>,
+        conn: Option<PgConnection>,
+    ) -> Option<PgConnection> {
         let (together, after) = split(batch);
-        {
-            match self.execute_batch(&together).await {
+        let mut conn = match conn {
+            Some(conn) => Some(conn),
+            None => match self.connect().await {
+                Ok(conn) => Some(conn),
+                Err(e) => {
+                    tracing::warn!(error = %e, "a committer could not connect");
+                    None
+                }
+            },
+        };
+        if let Some(c) = conn.as_mut() {
+            match self.execute_batch(c, &together).await {
                 Ok(results) => {
                     for (job, result) in together.into_iter().zip(results) {
                         job.answer(result);
@@ -164,13 +196,19 @@ impl Core {
                         tracing::warn!(error = %e, commands = together.len(),
                             "a batch failed before its commit; running its commands one by one");
                     }
+                    // The transaction `begin_append` opened is sqlx's to know nothing of.
+                    // language=PostgreSQL
+                    if sqlx::raw_sql("rollback").execute(&mut *c).await.is_err() {
+                        conn = None;
+                    }
                     for job in together {
-                        let result = self.execute_alone(&job).await;
+                        let result = self.alone(&mut conn, &job).await;
                         job.answer(result);
                     }
                 }
                 Err(BatchFailure::AtCommit(e)) => {
                     tracing::error!(error = %e, commands = together.len(), "a batch's commit failed");
+                    conn = None;
                     for job in together {
                         job.answer(Err(CommandError::Store(StoreError::Database(
                             sqlx::Error::Protocol(format!("the commit failed: {e}")),
@@ -178,18 +216,44 @@ impl Core {
                     }
                 }
             }
+        } else {
+            for job in together {
+                let result = self.alone(&mut conn, &job).await;
+                job.answer(result);
+            }
         }
         for job in after {
-            let result = self.execute_alone(&job).await;
+            let result = self.alone(&mut conn, &job).await;
             job.answer(result);
         }
+        conn
+    }
+
+    /// Carries out one command alone on `conn` (connecting first if there is none), and lets
+    /// go of the connection if the store failed under the command.
+    async fn alone(
+        &self,
+        conn: &mut Option<PgConnection>,
+        job: &Job,
+    ) -> Result<Outcome, CommandError> {
+        let c = match conn {
+            Some(c) => c,
+            None => conn.insert(self.connect().await?),
+        };
+        let result = self.execute_alone(c, job).await;
+        // After a failure of the store (the connection lost, or a commit refused, which may
+        // leave a rollback queued on it) the next command starts on a fresh connection.
+        if let Err(CommandError::Store(_)) = &result {
+            *conn = None;
+        }
+        result
     }
 
     /// The state of the stream `target` at `version` (the locked head), from the cache and
     /// whatever other processes appended since.
     async fn state_at(
         &self,
-        conn: &mut sqlx::PgConnection,
+        conn: &mut PgConnection,
         target: &Target,
         version: i32,
     ) -> StoreResult<StreamState> {
@@ -216,10 +280,9 @@ impl Core {
     /// is answered with its error and writes nothing; the others go on.
     async fn execute_batch(
         &self,
+        tx: &mut PgConnection,
         jobs: &[Job],
     ) -> Result<Vec<Result<Outcome, CommandError>>, BatchFailure> {
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let existing: Vec<(Uuid, StreamType)> = jobs
             .iter()
             .filter(|j| !j.target.creates)
@@ -239,9 +302,10 @@ impl Core {
             .iter()
             .flat_map(|j| j.refs.evidence.iter().copied())
             .collect();
-        // One round trip: the gate, the locks, and what the commands decide against.
+        // One round trip: the transaction's start, the gate, the locks, and what the commands
+        // decide against.
         let opened =
-            event_store::open_append(&mut tx, &existing, &tokens, &commitments, &evidence).await?;
+            event_store::begin_append(tx, &existing, &tokens, &commitments, &evidence).await?;
         let (heads, now, valid) = (opened.heads, opened.now, opened.valid_tokens);
         let mut references = opened.references;
         let refused: Vec<bool> = jobs
@@ -271,8 +335,7 @@ impl Core {
             })
             .collect();
         let claims =
-            idempotency::claim_many(&mut tx, &keyed.iter().map(|(_, k)| *k).collect::<Vec<_>>())
-                .await?;
+            idempotency::claim_many(tx, &keyed.iter().map(|(_, k)| *k).collect::<Vec<_>>()).await?;
         let mut claim_of: Vec<Option<Claim>> = (0..jobs.len()).map(|_| None).collect();
         for ((i, _), claim) in keyed.iter().zip(claims) {
             claim_of[*i] = Some(claim);
@@ -318,7 +381,7 @@ impl Core {
                 Some(head) => match check_expected_version(target.expected_version, head.version) {
                     Err(e) => Err(e.into()),
                     Ok(()) => {
-                        let state = self.state_at(&mut tx, target, head.version).await?;
+                        let state = self.state_at(tx, target, head.version).await?;
                         (job.decide)(&state, &references)
                             .map(|(events, id)| (head, events, id, state))
                             .map_err(CommandError::from)
@@ -346,7 +409,7 @@ impl Core {
                 }
             }
         }
-        idempotency::release_many(&mut tx, &released).await?;
+        idempotency::release_many(tx, &released).await?;
 
         let appends: Vec<Append<'_>> = planned
             .iter()
@@ -368,7 +431,7 @@ impl Core {
                 .collect();
             projections::Verdicts::of(&events)
         };
-        event_store::write_sealed(&mut tx, &mut sealed, verdicts.as_ref().map(|v| v as _)).await?;
+        event_store::write_sealed(tx, &mut sealed, verdicts.as_ref().map(|v| v as _)).await?;
         let stored = sealed.events;
         let applied: Vec<(&StoredEvent, &DomainEvent)> = stored
             .iter()
@@ -376,7 +439,7 @@ impl Core {
             .flat_map(|(stored, p)| stored.iter().zip(p.events.iter().map(|(e, _)| e)))
             .collect();
         if verdicts.is_none() {
-            projections::apply_many(&mut tx, &applied).await?;
+            projections::apply_many(tx, &applied).await?;
         }
         let outcomes: Vec<(&str, &str, Value)> = planned
             .iter()
@@ -385,10 +448,11 @@ impl Core {
                 Some((actor, key, json!({ "id": p.id })))
             })
             .collect();
-        idempotency::complete_many(&mut tx, &outcomes).await?;
+        idempotency::complete_many(tx, &outcomes).await?;
         let appended = applied.len() as u64;
-        tx.commit().await.map_err(BatchFailure::AtCommit)?;
-        let log_position = committed_at(&mut conn).await;
+        let log_position = event_store::commit_append(tx)
+            .await
+            .map_err(BatchFailure::AtCommit)?;
         metrics::counter!("event_log_appends_total").increment(appended);
         metrics::histogram!("event_log_append_batch_commands").record(jobs.len() as f64);
 
@@ -419,47 +483,37 @@ impl Core {
     }
 
     /// Carries out one command in a transaction of its own.
-    async fn execute_alone(&self, job: &Job) -> Result<Outcome, CommandError> {
-        let target = &job.target;
-        let mut conn = self.pool.acquire().await?;
+    async fn execute_alone(
+        &self,
+        conn: &mut PgConnection,
+        job: &Job,
+    ) -> Result<Outcome, CommandError> {
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-
-        // The stream lock comes first: nothing before it may write (see `lock_stream`).
-        let head = if target.creates {
-            event_store::new_stream(&mut tx, target.stream_id, target.stream_type).await?
-        } else {
-            event_store::lock_stream(&mut tx, target.stream_id, target.stream_type)
-                .await?
-                .ok_or(DomainError::NotFound {
-                    what: target.stream_type.as_str(),
-                    id: target.stream_id,
-                })?
-        };
-        check_token(&mut tx, &job.ctx.actor).await?;
-        if let Some((actor, key)) = job.key() {
-            let hash = idempotency::command_hash(job.kind, &job.body);
-            match idempotency::claim(&mut tx, actor, key, &hash).await? {
-                Claim::Fresh => {}
-                Claim::Replay(outcome) => return Ok(replayed(&outcome)?),
-                Claim::Mismatch => return Err(CommandError::KeyReused),
+        let written = match self.write_alone(&mut tx, job).await {
+            Ok(Alone::Written(written)) => written,
+            other => {
+                // Nothing of it is kept. The rollback goes now: the connection is the
+                // committer's own, and a rollback left for sqlx to send with its next
+                // statement would travel ahead of the next batch's `begin_append`.
+                if let Err(e) = tx.rollback().await {
+                    tracing::warn!(error = %e, "a command's rollback failed");
+                }
+                return other.map(|alone| match alone {
+                    Alone::Replayed(outcome) => outcome,
+                    Alone::Written(_) => unreachable!("matched above"),
+                });
             }
-        }
-
-        check_expected_version(target.expected_version, head.version)?;
-        let mut state = self.state_at(&mut tx, target, head.version).await?;
-        let references =
-            read::existing_streams(&mut tx, &job.refs.commitments, &job.refs.evidence).await?;
-        let (events, id) = (job.decide)(&state, &references)?;
-
-        let stored = event_store::append(&mut tx, &head, &events, &job.metadata()).await?;
-        for (stored, (event, _)) in stored.iter().zip(&events) {
-            projections::apply(&mut tx, stored, event).await?;
-        }
-        if let Some((actor, key)) = job.key() {
-            idempotency::complete(&mut tx, actor, key, &json!({ "id": id })).await?;
-        }
+        };
         tx.commit().await?;
-        let log_position = committed_at(&mut conn).await;
+        let Pending {
+            head,
+            events,
+            id,
+            mut state,
+            stored,
+        } = written;
+        let target = &job.target;
+        let log_position = committed_at(conn).await;
         metrics::counter!("event_log_appends_total").increment(events.len() as u64);
         metrics::histogram!("event_log_append_batch_commands").record(1.0);
         for (event, _) in &events {
@@ -475,12 +529,75 @@ impl Core {
             log_position,
         })
     }
+
+    /// Everything [`execute_alone`](Self::execute_alone) does before its commit, in `tx`.
+    async fn write_alone(&self, tx: &mut PgConnection, job: &Job) -> Result<Alone, CommandError> {
+        let target = &job.target;
+        // The stream lock comes first: nothing before it may write (see `lock_stream`).
+        let head = if target.creates {
+            event_store::new_stream(tx, target.stream_id, target.stream_type).await?
+        } else {
+            event_store::lock_stream(tx, target.stream_id, target.stream_type)
+                .await?
+                .ok_or(DomainError::NotFound {
+                    what: target.stream_type.as_str(),
+                    id: target.stream_id,
+                })?
+        };
+        check_token(tx, &job.ctx.actor).await?;
+        if let Some((actor, key)) = job.key() {
+            let hash = idempotency::command_hash(job.kind, &job.body);
+            match idempotency::claim(tx, actor, key, &hash).await? {
+                Claim::Fresh => {}
+                Claim::Replay(outcome) => return Ok(Alone::Replayed(replayed(&outcome)?)),
+                Claim::Mismatch => return Err(CommandError::KeyReused),
+            }
+        }
+
+        check_expected_version(target.expected_version, head.version)?;
+        let state = self.state_at(tx, target, head.version).await?;
+        let references =
+            read::existing_streams(tx, &job.refs.commitments, &job.refs.evidence).await?;
+        let (events, id) = (job.decide)(&state, &references)?;
+
+        let stored = event_store::append(tx, &head, &events, &job.metadata()).await?;
+        for (stored, (event, _)) in stored.iter().zip(&events) {
+            projections::apply(tx, stored, event).await?;
+        }
+        if let Some((actor, key)) = job.key() {
+            idempotency::complete(tx, actor, key, &json!({ "id": id })).await?;
+        }
+        Ok(Alone::Written(Pending {
+            head,
+            events,
+            id,
+            state,
+            stored,
+        }))
+    }
+}
+
+/// What a command carried out alone came to before its commit.
+enum Alone {
+    /// Its idempotency key's first outcome: nothing to write.
+    Replayed(Outcome),
+    /// Its events, written and waiting for the commit.
+    Written(Pending),
+}
+
+/// A command's events, written in its transaction.
+struct Pending {
+    head: StreamHead,
+    events: Vec<(DomainEvent, NaiveDate)>,
+    id: Uuid,
+    state: StreamState,
+    stored: Vec<StoredEvent>,
 }
 
 /// The log position after a commit, read on the connection that made it (so at or after its
 /// commit record), once for every command the commit carried. A failure here changes nothing
 /// that was committed: the answer then asks the database itself.
-async fn committed_at(conn: &mut sqlx::PgConnection) -> Option<LogPosition> {
+async fn committed_at(conn: &mut PgConnection) -> Option<LogPosition> {
     position::current(conn)
         .await
         .inspect_err(|e| tracing::warn!(error = %e, "no log position after a commit"))

@@ -181,15 +181,22 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
     let options = PgConnectOptions::from_str(url)?
         .application_name("commitment-tracker")
         .options([("jit", "off")]);
+    pool_options(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+}
+
+/// The options every pool of the server's shares: acquisition timings reported. Each
+/// connection is pinged when handed out (sqlx's default), so one cut while it sat in the pool
+/// is replaced, not handed to a request.
+pub(crate) fn pool_options(max_connections: u32) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
         // Every acquisition reports its wait (as a trace event the metrics layer of
         // `telemetry` turns into `db_pool_acquire_wait_seconds`; it is not logged).
         .acquire_time_level(log::LevelFilter::Trace)
         .acquire_slow_level(log::LevelFilter::Warn)
-        .connect_with(options)
-        .await
 }
 
 /// The migrations in `migrations/`, built into the binary.

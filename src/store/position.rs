@@ -33,18 +33,19 @@ impl fmt::Display for LogPosition {
     }
 }
 
+/// The statement that reads where the database stands, as text.
+// language=PostgreSQL
+pub(crate) const CURRENT: &str =
+    "select (case when pg_is_in_recovery() then pg_last_wal_replay_lsn()
+                                          else pg_current_wal_lsn() end)::text";
+
 /// Where the database behind `db` (a pool, or a connection) stands: the primary's current
 /// write position, or a replica's replay position. One statement that reads no table.
 ///
 /// Asked on the connection that has just committed, the answer is at or after that commit:
 /// a synchronous commit returns once its record is written and flushed.
 pub async fn current<'e>(db: impl PgExecutor<'e>) -> StoreResult<LogPosition> {
-    let text: String = sqlx::query_scalar(
-        "select (case when pg_is_in_recovery() then pg_last_wal_replay_lsn()
-                      else pg_current_wal_lsn() end)::text",
-    )
-    .fetch_one(db)
-    .await?;
+    let text: String = sqlx::query_scalar(CURRENT).fetch_one(db).await?;
     LogPosition::parse(&text).ok_or_else(|| super::StoreError::Corrupt {
         position: 0,
         reason: format!("the server gave the log position {text:?}"),

@@ -18,7 +18,7 @@
 
 use super::position::{self, LogPosition};
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use std::collections::VecDeque;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -127,12 +127,9 @@ impl Reads {
             let options = super::check_url(url)?
                 .application_name("commitment-tracker")
                 .options([("jit", "off")]);
-            let pool = PgPoolOptions::new()
-                .max_connections(settings.max_connections.max(1))
+            let pool = super::pool_options(settings.max_connections.max(1))
                 // A replica that does not answer is skipped; nobody waits long for it.
                 .acquire_timeout(CHECK_TIMEOUT)
-                .acquire_time_level(log::LevelFilter::Trace)
-                .acquire_slow_level(log::LevelFilter::Warn)
                 .connect_lazy_with(options.clone());
             replicas.push((display_name(&options), pool));
         }

@@ -12,6 +12,7 @@ pub use stored::*;
 
 use super::chain::{ChainInput, canonical_bytes, link_leaf};
 use super::personal::{self, Personal, PersonalRow};
+use super::position::{self, LogPosition};
 use super::{StoreError, StoreResult, unique_violation};
 use crate::domain::{DomainError, DomainEvent, EvidenceStatus, References, StreamType};
 use crate::tlog::tiles::MAX_LEAF_BYTES;
@@ -126,13 +127,18 @@ pub struct Opened {
     pub references: References,
 }
 
-/// Opens an append in one round trip (migration 0011): enters the append gate, locks the
-/// existing `streams`, and reads their heads, the clock, which of `tokens` are valid and
-/// which referenced streams exist, in a snapshot taken after the locks (see `lock_stream`).
+/// Begins a transaction on `conn` and opens an append in it, in one round trip (migration
+/// 0011): enters the append gate, locks the existing `streams`, and reads their heads, the
+/// clock, which of `tokens` are valid and which referenced streams exist, in a snapshot taken
+/// after the locks (see `lock_stream`).
+///
+/// `BEGIN` travels in the same message as the call, so the transaction is sqlx's to know
+/// nothing of: the caller ends it with [`commit_append`], or rolls it back, on this
+/// connection. Every value in the message is a number or a UUID, written by this function.
 ///
 /// Every batch takes its stream locks in one order (ascending key, after the append gate), so
 /// two batches can wait for each other's commit but never for each other in a cycle.
-pub async fn open_append(
+pub async fn begin_append(
     conn: &mut PgConnection,
     streams: &[(Uuid, StreamType)],
     tokens: &[Uuid],
@@ -142,14 +148,20 @@ pub async fn open_append(
     let mut keys: Vec<i64> = streams.iter().map(|(id, _)| lock_key(*id)).collect();
     keys.sort_unstable();
     keys.dedup();
+    fn array<T: std::fmt::Display>(values: impl Iterator<Item = T>, of: &str) -> String {
+        let values: Vec<String> = values.map(|v| v.to_string()).collect();
+        format!("'{{{}}}'::{of}[]", values.join(","))
+    }
     // language=PostgreSQL
-    let rows = sqlx::query("select * from open_append($1, $2, $3, $4, $5, $6)")
-        .bind(APPEND_GATE)
-        .bind(&keys)
-        .bind(streams.iter().map(|(id, _)| *id).collect::<Vec<_>>())
-        .bind(tokens)
-        .bind(commitments)
-        .bind(evidence)
+    let sql = format!(
+        "begin; select * from open_append({APPEND_GATE}, {}, {}, {}, {}, {})",
+        array(keys.iter(), "int8"),
+        array(streams.iter().map(|(id, _)| id), "uuid"),
+        array(tokens.iter(), "uuid"),
+        array(commitments.iter(), "uuid"),
+        array(evidence.iter(), "uuid"),
+    );
+    let rows = sqlx::raw_sql(AssertSqlSafe(sql))
         .fetch_all(&mut *conn)
         .await?;
     let mut now = None;
@@ -213,6 +225,41 @@ pub async fn open_append(
         }
     }
     Ok(opened)
+}
+
+/// Commits the transaction [`begin_append`] began and reads the log position after its commit
+/// record, in one round trip.
+///
+/// `Err` means the commit failed (or its fate is unknown: the connection was lost);
+/// `Ok(None)` means it committed and only the position could not be read.
+pub async fn commit_append(conn: &mut PgConnection) -> Result<Option<LogPosition>, sqlx::Error> {
+    use futures_util::TryStreamExt;
+    // language=PostgreSQL
+    let mut results = sqlx::raw_sql(AssertSqlSafe(format!("commit; {}", position::CURRENT)))
+        .fetch_many(&mut *conn);
+    // The first result is the commit's: once it is in, whatever follows cannot undo it.
+    match results.try_next().await? {
+        Some(sqlx::Either::Left(_)) => {}
+        _ => {
+            return Err(sqlx::Error::Protocol(
+                "the commit returned no result".into(),
+            ));
+        }
+    }
+    let position = match results.try_next().await {
+        Ok(Some(sqlx::Either::Right(row))) => row
+            .try_get::<String, _>(0)
+            .ok()
+            .and_then(|text| LogPosition::parse(&text)),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "no log position after a commit");
+            None
+        }
+    };
+    // Drain the rest, so the connection is ready for its next statement.
+    while let Ok(Some(_)) = results.try_next().await {}
+    Ok(position)
 }
 
 /// A head for a stream that does not exist yet.
