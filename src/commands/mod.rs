@@ -29,6 +29,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+mod alone;
 mod batch;
 mod erasure;
 mod written;
