@@ -20,7 +20,7 @@ use sqlx::postgres::PgListener;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, broadcast, watch};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -77,6 +77,9 @@ struct Shared {
     head: Mutex<EventCursor>,
     /// Fan-out to this process's subscribers.
     sender: broadcast::Sender<Arc<StoredEvent>>,
+    /// The head, for those who only need to know that it moved (they do not count as
+    /// subscribers, so nobody listening still lets the reader skip the events' rows).
+    moved: watch::Sender<EventCursor>,
     /// Wakes the reader.
     wake: Notify,
     /// Asks the notifier to send one NOTIFY: commits that happen while one is being sent
@@ -106,6 +109,7 @@ impl Feed {
         let shared = Arc::new(Shared {
             head: Mutex::new(head),
             sender,
+            moved: watch::Sender::new(head),
             wake: Notify::new(),
             notify: Notify::new(),
             origin: Uuid::new_v4().simple().to_string(),
@@ -143,6 +147,12 @@ impl Feed {
     /// The cursor of the last event this process published.
     pub fn head(&self) -> EventCursor {
         *self.shared.head.lock().expect("feed head lock")
+    }
+
+    /// The head as it moves: a change for every batch of events published or skipped. Cheaper
+    /// than [`Feed::subscribe`] for a task that reads what it needs from the database itself.
+    pub fn moves(&self) -> watch::Receiver<EventCursor> {
+        self.shared.moved.subscribe()
     }
 
     /// Runs the reader until `shutdown` resolves.
@@ -213,6 +223,7 @@ impl Feed {
                 metrics::gauge!("live_feed_lag_seconds").set(lag.max(0.0));
                 let mut head = self.shared.head.lock().expect("feed head lock");
                 *head = event.cursor();
+                self.shared.moved.send_replace(*head);
                 // No receivers is fine: nobody is subscribed right now.
                 let _ = self.shared.sender.send(Arc::new(event));
             }
@@ -245,8 +256,12 @@ impl Feed {
             if self.shared.sender.receiver_count() > 0 {
                 return None;
             }
-            if let Some(last) = last {
+            if let Some((last, erasures)) = last {
+                for payload in &erasures {
+                    super::personal::forget_erasure(payload);
+                }
                 *head = last;
+                self.shared.moved.send_replace(last);
             }
         }
         Some(self.horizon_outcome().await)

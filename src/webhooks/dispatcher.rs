@@ -17,12 +17,11 @@ use super::WebhookSettings;
 use super::signing::sign;
 use super::target::GuardedResolver;
 use crate::store::event_store::StoredEvent;
-use crate::store::feed::{EventFilter, Feed};
+use crate::store::feed::Feed;
 use crate::store::read;
 use crate::store::webhooks::{self, DeliveryRow, WebhookRow};
 use bytes::Bytes;
 use chrono::Utc;
-use futures_util::{FutureExt, StreamExt};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -68,8 +67,9 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let client = client(&settings);
-    // Every event this process learns of is a reason to look.
-    let mut events = feed.subscribe(None, EventFilter::default());
+    // Every event this process learns of is a reason to look; the events themselves are read
+    // per webhook from its cursor.
+    let mut moves = feed.moves();
     let mut locks: Option<PgConnection> = None;
     let mut running: HashSet<Uuid> = HashSet::new();
     let mut tasks: JoinSet<Uuid> = JoinSet::new();
@@ -128,10 +128,8 @@ pub async fn run(
         }
         tokio::select! {
             _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
-            Some(_) = events.next() => {
-                // One look serves a burst of events.
-                while let Some(Some(_)) = events.next().now_or_never() {}
-            }
+            // One look serves a burst of events: the receiver sees only the latest head.
+            Ok(()) = moves.changed() => {}
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 if let Ok(id) = done {
                     running.remove(&id);

@@ -59,11 +59,20 @@ fn submitted(title: &str) -> (DomainEvent, chrono::NaiveDate) {
 
 /// Appends one piece of evidence as a new stream, in a transaction of its own, committed.
 async fn append_evidence(pool: &PgPool, title: &str) -> event_store::StoredEvent {
+    append_new(pool, StreamType::Evidence, submitted(title)).await
+}
+
+/// Appends `event` as the first of a new stream of `stream_type`, in a transaction of its own.
+async fn append_new(
+    pool: &PgPool,
+    stream_type: StreamType,
+    event: (DomainEvent, chrono::NaiveDate),
+) -> event_store::StoredEvent {
     let mut tx = pool.begin().await.unwrap();
-    let head = event_store::new_stream(&mut tx, Uuid::now_v7(), StreamType::Evidence)
+    let head = event_store::new_stream(&mut tx, Uuid::now_v7(), stream_type)
         .await
         .unwrap();
-    let mut stored = event_store::append(&mut tx, &head, &[submitted(title)], &metadata())
+    let mut stored = event_store::append(&mut tx, &head, &[event], &metadata())
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -492,18 +501,19 @@ async fn with_nobody_listening_the_feed_moves_on_and_a_new_subscriber_starts_whe
             stored.cursor()
         }
     };
+    let mut moves = feed.moves();
     let mut last = EventCursor::START;
     for title in ["one", "two", "three"] {
         last = append(title).await;
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while feed.head() != last {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the head never moved on"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        moves.wait_for(|head| *head == last),
+    )
+    .await
+    .expect("the head moves on with nobody listening")
+    .unwrap();
+    assert_eq!(feed.head(), last);
 
     let mut live = feed.subscribe(None, EventFilter::default());
     let mut from_start = feed.subscribe(Some(EventCursor::START), EventFilter::default());
@@ -520,6 +530,11 @@ async fn with_nobody_listening_the_feed_moves_on_and_a_new_subscriber_starts_whe
         titles.push(e.payload["title"].as_str().unwrap_or_default().to_owned());
     }
     assert_eq!(titles, ["one", "two", "three", "four"]);
+    assert_eq!(
+        *moves.borrow_and_update(),
+        four,
+        "the head's watchers see it move as subscribers are served"
+    );
 }
 
 async fn next_event(

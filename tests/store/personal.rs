@@ -112,3 +112,47 @@ async fn a_read_event_opens_its_personal_values_and_an_erased_one_reads_as_erase
         report.problems
     );
 }
+
+/// A process learns of an erasure another process made from the log: the erasure's event
+/// names the commitments, and events it already holds in memory read as erased from then.
+/// With nobody subscribed, the feed moves past the events without reading their rows; the
+/// erasures among them it still reads.
+#[tokio::test]
+async fn a_feed_nobody_listens_to_still_learns_of_the_erasures_it_passes() {
+    use base64::Engine;
+    use commitment_tracker::domain::erasure::{ErasureEvent, PersonalDataErased};
+    use commitment_tracker::store::personal;
+
+    let (_db, pool) = fresh().await;
+    let feed = running_feed(&pool).await;
+    let mut moves = feed.moves();
+    let stored = append_evidence(&pool, "GDE").await;
+    let slot = stored.payload["submittedBy"].clone();
+    let commitment = commitment_in(&slot).expect("the stored event holds a commitment");
+    assert!(!personal::is_forgotten(Some(&slot)));
+
+    // Appended straight to the log, as another process's erasure is seen from this one.
+    let on = chrono::NaiveDate::from_ymd_opt(2024, 5, 1).unwrap();
+    let erased = DomainEvent::Erasure(ErasureEvent::Erased(PersonalDataErased {
+        reason: "request 7".into(),
+        commitments: vec![base64::engine::general_purpose::STANDARD.encode(commitment)],
+        token_names: 0,
+        erased_on: on,
+    }));
+    let stored = append_new(&pool, StreamType::Erasure, (erased, on)).await;
+    assert!(
+        !personal::is_forgotten(Some(&slot)),
+        "nothing but the feed tells this process"
+    );
+
+    feed.wake();
+    let target = stored.cursor();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        moves.wait_for(|head| *head >= target),
+    )
+    .await
+    .expect("the feed moves past the erasure")
+    .unwrap();
+    assert!(personal::is_forgotten(Some(&slot)));
+}

@@ -73,28 +73,43 @@ impl Horizon {
 pub(crate) const BELOW_HORIZON: &str =
     "transaction_id < (select append_horizon(867525662434197505))";
 
-/// The cursor of the last event after `after` that is below the horizon, if any: where a
-/// reader nobody listens to can move without reading the events. One index step.
+/// What a reader nobody listens to skips: the cursor of the last event after `after` that is
+/// below the horizon, if any, and the payloads of the `PersonalDataErased` events up to it
+/// (which every process must learn of, listened to or not). One statement, index steps only.
 pub async fn last_below_horizon(
     pool: &PgPool,
     after: EventCursor,
     horizon: Horizon,
-) -> StoreResult<Option<EventCursor>> {
+) -> StoreResult<Option<(EventCursor, Vec<serde_json::Value>)>> {
     // language=PostgreSQL
     let sql = format!(
-        "select transaction_id, position from events
-         where (transaction_id, position) > ($1, $2) and {}
-         order by transaction_id desc, position desc limit 1",
+        "with last as (
+             select transaction_id, position from events
+             where (transaction_id, position) > ($1, $2) and {}
+             order by transaction_id desc, position desc limit 1
+         )
+         select l.transaction_id, l.position,
+                array(select e.payload from events e
+                      where e.event_type = 'PersonalDataErased'
+                        and (e.transaction_id, e.position) > ($1, $2)
+                        and (e.transaction_id, e.position) <= (l.transaction_id, l.position)
+                      order by e.transaction_id, e.position)
+         from last l",
         horizon.below()
     );
-    let row: Option<(i64, i64)> = sqlx::query_as(AssertSqlSafe(sql))
+    let row: Option<(i64, i64, Vec<serde_json::Value>)> = sqlx::query_as(AssertSqlSafe(sql))
         .bind(after.transaction_id)
         .bind(after.position)
         .fetch_optional(pool)
         .await?;
-    Ok(row.map(|(transaction_id, position)| EventCursor {
-        transaction_id,
-        position,
+    Ok(row.map(|(transaction_id, position, erasures)| {
+        (
+            EventCursor {
+                transaction_id,
+                position,
+            },
+            erasures,
+        )
     }))
 }
 
