@@ -149,8 +149,8 @@ impl Feed {
         *self.shared.head.lock().expect("feed head lock")
     }
 
-    /// The head as it moves: a change for every batch of events published or skipped. Cheaper
-    /// than [`Feed::subscribe`] for a task that reads what it needs from the database itself.
+    /// The head as it moves: with each event published, and past each run of events skipped.
+    /// Cheaper than [`Feed::subscribe`] for a task that reads what it needs from the database.
     pub fn moves(&self) -> watch::Receiver<EventCursor> {
         self.shared.moved.subscribe()
     }
