@@ -495,6 +495,7 @@ impl Settings {
                 pause_after: args.webhook_pause_after_failures.max(1),
                 timeout: Duration::from_secs(args.webhook_timeout_secs.max(1)),
                 concurrency: 16,
+                changes: Default::default(),
             },
             cache_max_age_secs: args.cache_max_age_secs,
             replicas: crate::store::replicas::ReplicaSettings {

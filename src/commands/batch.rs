@@ -185,8 +185,23 @@ impl Core {
         if let Some(c) = conn.as_mut() {
             match self.execute_batch(c, &together).await {
                 Ok(results) => {
+                    let appended = results
+                        .iter()
+                        .any(|r| r.as_ref().is_ok_and(|o| !o.replayed));
                     for (job, result) in together.into_iter().zip(results) {
                         job.answer(result);
+                    }
+                    // Other processes hear of the commit once its callers have their answers,
+                    // while the other committer takes up the next batch.
+                    if appended {
+                        // language=PostgreSQL
+                        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(self.feed.notice()))
+                            .execute(&mut *c)
+                            .await
+                        {
+                            tracing::debug!(error = %e, "could not notify other processes; their poll will cover it");
+                            conn = None;
+                        }
                     }
                 }
                 Err(BatchFailure::BeforeCommit(e)) => {
@@ -437,7 +452,7 @@ impl Core {
         metrics::histogram!("event_log_append_batch_commands").record(jobs.len() as f64);
 
         if !planned.is_empty() {
-            self.feed.announce();
+            self.feed.wake();
         }
         for (mut p, stored) in planned.into_iter().zip(&stored) {
             let assessment = recorded_assessment(stored, &p.events);

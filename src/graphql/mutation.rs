@@ -202,12 +202,16 @@ impl Mutation {
         super::require_admin(ctx)?;
         wrote_elsewhere(ctx)?;
         let id = super::inputs::parse_id("id", &id).api()?;
-        crate::store::webhooks::resume(ctx.data::<PgPool>()?, id)
+        let resumed = crate::store::webhooks::resume(ctx.data::<PgPool>()?, id)
             .await
             .api()?
             .map(super::types::Webhook)
             .ok_or_else(|| ApiError::NotFound(format!("no webhook {id}")))
-            .api()
+            .api()?;
+        ctx.data::<crate::webhooks::WebhookSettings>()?
+            .changes
+            .tell();
+        Ok(resumed)
     }
 
     /// Revokes a token (admin); it is refused from then on. False if it was not active.

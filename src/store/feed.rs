@@ -88,6 +88,8 @@ struct Shared {
     /// This process's NOTIFY payload: the listener ignores its own, whose commits already
     /// woke the reader locally, so each local burst is read once, not twice.
     origin: String,
+    /// [`Feed::notice`]'s statement.
+    notice: String,
 }
 
 /// A handle on the process's live feed. Cheap to clone.
@@ -106,13 +108,19 @@ impl Feed {
     pub async fn new(pool: PgPool, settings: FeedSettings) -> Result<Self, sqlx::Error> {
         let head = end_of_log(&pool, settings.horizon).await?;
         let (sender, _) = broadcast::channel(settings.capacity.max(16));
+        // Hexadecimal digits only, so it can stand in a statement's text.
+        let origin = Uuid::new_v4().simple().to_string();
         let shared = Arc::new(Shared {
             head: Mutex::new(head),
             sender,
             moved: watch::Sender::new(head),
             wake: Notify::new(),
             notify: Notify::new(),
-            origin: Uuid::new_v4().simple().to_string(),
+            origin: origin.clone(),
+            // language=PostgreSQL
+            notice: format!(
+                "select set_config('synchronous_commit', 'off', true), pg_notify('{CHANNEL}', '{origin}')"
+            ),
         });
         tokio::spawn(notifier(pool.clone(), Arc::downgrade(&shared)));
         Ok(Self {
@@ -142,6 +150,15 @@ impl Feed {
     pub fn announce(&self) {
         self.wake();
         self.shared.notify.notify_one();
+    }
+
+    /// The statement that tells other processes of a commit, for a writer with a connection
+    /// of its own to send there after the commit, instead of the pooled round trip
+    /// [`Feed::announce`] asks for ([`Feed::wake`] does the rest of its work). A NOTIFY takes
+    /// a transaction id, so its transaction commits without waiting for the write-ahead log's
+    /// flush: the notification is only a wake-up, and what it announces is flushed already.
+    pub fn notice(&self) -> &str {
+        &self.shared.notice
     }
 
     /// The cursor of the last event this process published.
@@ -234,7 +251,7 @@ impl Feed {
     }
 
     /// With nobody subscribed, moves the head to the last committed event below the horizon
-    /// without reading the events (one index step instead of every row and payload), and
+    /// without reading the events (index steps instead of every row and payload), and
     /// answers the pass's outcome; `None` when someone listens and the events must be read.
     /// The check and the move happen under the head lock, which a subscriber also takes to
     /// register, so a subscriber registers either before (and the events are read and
@@ -243,28 +260,31 @@ impl Feed {
         if self.shared.sender.receiver_count() > 0 {
             return None;
         }
-        let last =
-            match read::last_below_horizon(&self.pool, self.head(), self.settings.horizon).await {
-                Ok(last) => last,
-                Err(e) => {
-                    tracing::warn!(error = %e, "feed read failed; retrying");
-                    return Some(ReadOutcome::Failed);
-                }
-            };
+        let skippable = match read::skippable(&self.pool, self.head(), self.settings.horizon).await
         {
-            let mut head = self.shared.head.lock().expect("feed head lock");
-            if self.shared.sender.receiver_count() > 0 {
-                return None;
+            Ok(skippable) => skippable,
+            Err(e) => {
+                tracing::warn!(error = %e, "feed read failed; retrying");
+                return Some(ReadOutcome::Failed);
             }
-            if let Some((last, erasures)) = last {
-                for payload in &erasures {
-                    super::personal::forget_erasure(payload);
-                }
-                *head = last;
-                self.shared.moved.send_replace(last);
-            }
+        };
+        let mut head = self.shared.head.lock().expect("feed head lock");
+        if self.shared.sender.receiver_count() > 0 {
+            return None;
         }
-        Some(self.horizon_outcome().await)
+        if let Some(last) = skippable.last {
+            for payload in &skippable.erasures {
+                super::personal::forget_erasure(payload);
+            }
+            *head = last;
+            self.shared.moved.send_replace(last);
+        }
+        // The same snapshot said what waits behind the horizon: no second question needed.
+        Some(if skippable.waiting {
+            ReadOutcome::Pending
+        } else {
+            ReadOutcome::CaughtUp
+        })
     }
 
     /// Whether committed events wait after the head: behind the horizon, or come below it

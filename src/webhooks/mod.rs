@@ -29,6 +29,26 @@ pub struct WebhookSettings {
     pub timeout: Duration,
     /// Webhooks delivered to at the same time by one process.
     pub concurrency: usize,
+    /// Shared by every clone: how this process's registrations reach its dispatcher.
+    pub changes: Changes,
+}
+
+/// Tells the dispatcher that webhooks were registered or resumed, so that it looks for due
+/// webhooks at once. Between such changes it looks only while some webhook was due at its
+/// last look, or once a tick: a change made by another process is seen within a tick.
+#[derive(Debug, Clone, Default)]
+pub struct Changes(std::sync::Arc<tokio::sync::Notify>);
+
+impl Changes {
+    /// Says that the webhooks changed.
+    pub fn tell(&self) {
+        self.0.notify_one();
+    }
+
+    /// Resolves at the next change (or at once, for one told since the last wait).
+    pub async fn told(&self) {
+        self.0.notified().await;
+    }
 }
 
 impl Default for WebhookSettings {
@@ -40,6 +60,7 @@ impl Default for WebhookSettings {
             pause_after: 15,
             timeout: Duration::from_secs(10),
             concurrency: 16,
+            changes: Changes::default(),
         }
     }
 }
@@ -128,6 +149,7 @@ pub async fn create(
         },
     )
     .await?;
+    settings.changes.tell();
     Ok(Created {
         webhook,
         secret: signing::secret_text(&secret),

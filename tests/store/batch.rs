@@ -482,3 +482,26 @@ async fn a_batch_the_database_refuses_is_carried_out_one_command_at_a_time() {
     let report = verify::verify(&pool).await.unwrap();
     assert!(report.ok(), "{report:?}");
 }
+
+#[tokio::test]
+async fn another_process_hears_a_batch_from_the_notify_its_committer_sends() {
+    let (_db, pool, _) = seeded().await;
+    let (writer, mut heard, mut own) = super::two_processes(&pool).await;
+    // The commands write through the writer's feed; nothing calls `announce`, so the reader
+    // wakes only on the NOTIFY the committer sends on its own connection after the commit.
+    let commands = Commands::new(pool.clone(), writer);
+    let cs = commitments(&pool).await;
+    let outcome = assess(&commands, None, verdict(cs[0].0, vec![], "heard"), None)
+        .await
+        .unwrap();
+    let elsewhere = super::next_event(&mut heard).await;
+    assert_eq!(elsewhere.stream_id, cs[0].0);
+    assert_eq!(elsewhere.event_type, "CommitmentAssessed");
+    assert_eq!(elsewhere.payload["rationale"], "heard");
+    assert_eq!(
+        super::next_event(&mut own).await.cursor(),
+        elsewhere.cursor(),
+        "the writer's own feed delivers the same event from its local wake"
+    );
+    assert!(outcome.log_position.is_some());
+}

@@ -131,3 +131,60 @@ async fn an_append_is_refused_in_a_transaction_that_wrote_before_entering_the_ga
     tx.commit().await.unwrap();
     settled(&pool, &[stored[0].event_id]).await;
 }
+
+/// [`read::skippable`] after `after`, once it shows `expected` (a transaction elsewhere that
+/// ends during a read can hold that one read back, as in [`settled`]).
+async fn skippable_settles(pool: &PgPool, after: EventCursor, expected: read::Skippable) {
+    let mut seen = None;
+    for _ in 0..100 {
+        let now = read::skippable(pool, after, Horizon::Appends)
+            .await
+            .unwrap();
+        if now == expected {
+            return;
+        }
+        seen = Some(now);
+    }
+    panic!("skippable never showed {expected:?}: it shows {seen:?}");
+}
+
+#[tokio::test]
+async fn a_feed_nobody_listens_to_skips_what_is_below_the_horizon_and_waits_for_the_rest() {
+    let (_db, pool) = fresh().await;
+    let c = append_evidence(&pool, "C").await.cursor();
+    // A enters the gate after C committed and before B: C is below the horizon, B beyond it.
+    let mut a = pool.begin().await.unwrap();
+    let head_a = event_store::new_stream(&mut a, Uuid::now_v7(), StreamType::Evidence)
+        .await
+        .unwrap();
+    event_store::append(&mut a, &head_a, &[submitted("A")], &metadata())
+        .await
+        .unwrap();
+    let b = append_evidence(&pool, "B").await.cursor();
+    let below_and_waiting = read::Skippable {
+        last: Some(c),
+        erasures: vec![],
+        waiting: true,
+    };
+    skippable_settles(&pool, EventCursor::START, below_and_waiting).await;
+    let only_waiting = read::Skippable {
+        last: None,
+        erasures: vec![],
+        waiting: true,
+    };
+    skippable_settles(&pool, c, only_waiting).await;
+
+    a.commit().await.unwrap();
+    let through_b = read::Skippable {
+        last: Some(b),
+        erasures: vec![],
+        waiting: false,
+    };
+    skippable_settles(&pool, c, through_b).await;
+    let nothing = read::Skippable {
+        last: None,
+        erasures: vec![],
+        waiting: false,
+    };
+    skippable_settles(&pool, b, nothing).await;
+}

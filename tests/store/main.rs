@@ -546,11 +546,16 @@ async fn next_event(
         .expect("the feed goes on")
 }
 
-#[tokio::test]
-async fn another_process_hears_an_append_by_notify_without_waiting_for_its_poll() {
-    let (_db, pool) = fresh().await;
-    // Two feeds stand for two server processes; neither polls within the test's time, so
-    // only the NOTIFY one sends can wake the other.
+/// Two running feeds on `pool` that stand for two server processes, a writer's and a
+/// reader's, each with a live subscriber. Neither polls within a test's time, and both listen
+/// before this returns, so only a NOTIFY can wake the reader.
+async fn two_processes(
+    pool: &PgPool,
+) -> (
+    Feed,
+    futures_util::stream::BoxStream<'static, std::sync::Arc<event_store::StoredEvent>>,
+    futures_util::stream::BoxStream<'static, std::sync::Arc<event_store::StoredEvent>>,
+) {
     let quiet = FeedSettings {
         poll_interval: Duration::from_secs(3600),
         capacity: 64,
@@ -560,8 +565,8 @@ async fn another_process_hears_an_append_by_notify_without_waiting_for_its_poll(
     let reader = Feed::new(pool.clone(), quiet).await.unwrap();
     tokio::spawn(writer.clone().run(std::future::pending()));
     tokio::spawn(reader.clone().run(std::future::pending()));
-    let mut heard = reader.subscribe(None, EventFilter::default());
-    let mut own = writer.subscribe(None, EventFilter::default());
+    let heard = reader.subscribe(None, EventFilter::default());
+    let own = writer.subscribe(None, EventFilter::default());
     // Each feed LISTENs from a task of its own, which wakes its reader once connected: wait
     // until both listen, so that only a NOTIFY can deliver what follows.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -570,7 +575,7 @@ async fn another_process_hears_an_append_by_notify_without_waiting_for_its_poll(
             "select count(*) from pg_stat_activity
              where datname = current_database() and query ilike 'listen%'",
         )
-        .fetch_one(&pool)
+        .fetch_one(pool)
         .await
         .unwrap();
         if listening == 2 {
@@ -582,6 +587,13 @@ async fn another_process_hears_an_append_by_notify_without_waiting_for_its_poll(
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    (writer, heard, own)
+}
+
+#[tokio::test]
+async fn another_process_hears_an_append_by_notify_without_waiting_for_its_poll() {
+    let (_db, pool) = fresh().await;
+    let (writer, mut heard, mut own) = two_processes(&pool).await;
     let sent = append_evidence(&pool, "heard elsewhere").await;
     writer.announce();
     assert_eq!(next_event(&mut heard).await.cursor(), sent.cursor());

@@ -73,19 +73,37 @@ impl Horizon {
 pub(crate) const BELOW_HORIZON: &str =
     "transaction_id < (select append_horizon(867525662434197505))";
 
-/// What a reader nobody listens to skips: the cursor of the last event after `after` that is
-/// below the horizon, if any, and the payloads of the `PersonalDataErased` events up to it
-/// (which every process must learn of, listened to or not). One statement, index steps only.
-pub async fn last_below_horizon(
+/// What a reader nobody listens to may skip, as one snapshot sees the log: see
+/// [`skippable`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skippable {
+    /// The last event after the cursor asked about that is below the horizon, if any.
+    pub last: Option<EventCursor>,
+    /// The payloads of the `PersonalDataErased` events up to `last`, which every process must
+    /// learn of, listened to or not.
+    pub erasures: Vec<serde_json::Value>,
+    /// Whether committed events lie beyond `last` (or beyond the cursor asked about, if there
+    /// is no `last`): events behind the horizon, waiting for an older transaction.
+    pub waiting: bool,
+}
+
+/// What a reader nobody listens to skips after `after`, and whether more waits behind the
+/// horizon. One statement, so one snapshot: an event is either below the horizon, and
+/// skipped, or beyond it, and waited for; index steps only.
+pub async fn skippable(
     pool: &PgPool,
     after: EventCursor,
     horizon: Horizon,
-) -> StoreResult<Option<(EventCursor, Vec<serde_json::Value>)>> {
+) -> StoreResult<Skippable> {
     // language=PostgreSQL
     let sql = format!(
         "with last as (
              select transaction_id, position from events
              where (transaction_id, position) > ($1, $2) and {}
+             order by transaction_id desc, position desc limit 1
+         ),
+         newest as (
+             select transaction_id, position from events
              order by transaction_id desc, position desc limit 1
          )
          select l.transaction_id, l.position,
@@ -93,24 +111,34 @@ pub async fn last_below_horizon(
                       where e.event_type = 'PersonalDataErased'
                         and (e.transaction_id, e.position) > ($1, $2)
                         and (e.transaction_id, e.position) <= (l.transaction_id, l.position)
-                      order by e.transaction_id, e.position)
-         from last l",
+                      order by e.transaction_id, e.position),
+                coalesce((select (n.transaction_id, n.position)
+                                 > (coalesce(l.transaction_id, $1), coalesce(l.position, $2))
+                          from newest n), false)
+         from (select) one left join last l on true",
         horizon.below()
     );
-    let row: Option<(i64, i64, Vec<serde_json::Value>)> = sqlx::query_as(AssertSqlSafe(sql))
+    let (transaction_id, position, erasures, waiting): (
+        Option<i64>,
+        Option<i64>,
+        Vec<serde_json::Value>,
+        bool,
+    ) = sqlx::query_as(AssertSqlSafe(sql))
         .bind(after.transaction_id)
         .bind(after.position)
-        .fetch_optional(pool)
+        .fetch_one(pool)
         .await?;
-    Ok(row.map(|(transaction_id, position, erasures)| {
-        (
-            EventCursor {
-                transaction_id,
-                position,
-            },
-            erasures,
-        )
-    }))
+    let last = transaction_id
+        .zip(position)
+        .map(|(transaction_id, position)| EventCursor {
+            transaction_id,
+            position,
+        });
+    Ok(Skippable {
+        last,
+        erasures,
+        waiting,
+    })
 }
 
 /// Whether any committed event lies after `after`, below the horizon or not: one backward step
