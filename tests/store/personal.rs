@@ -99,7 +99,7 @@ async fn a_read_event_opens_its_personal_values_and_an_erased_one_reads_as_erase
     .unwrap();
     let events = read(pool.clone()).await;
     assert_eq!(events[0].opened_payload()["submittedBy"], "[erased]");
-    assert_eq!(events[0].personal.erased_fields(), ["submittedBy"]);
+    assert_eq!(events[0].erased_fields(), ["submittedBy"]);
     assert_eq!(events[0].actor(), "store-test");
     assert_eq!(
         events[0].hash, stored[0].hash,
