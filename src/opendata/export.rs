@@ -173,7 +173,6 @@ pub async fn start(
     };
     let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
     tokio::spawn(async move {
-        let _permit = permit;
         let mut sink = Sink {
             csv: CsvWriter::with_capacity(CHUNK + 4096),
             tx,
@@ -189,6 +188,10 @@ pub async fn start(
                     .await;
             }
         }
+        // The place is free before the reader sees the end, so a reader who starts another
+        // export as soon as this one ends finds it.
+        drop(permit);
+        drop(sink);
     });
     Ok(rx)
 }
@@ -211,7 +214,7 @@ impl Sink {
         self.open
     }
 
-    async fn flush(mut self) {
+    async fn flush(&mut self) {
         if self.open && !self.csv.is_empty() {
             let _ = self
                 .tx
