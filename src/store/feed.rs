@@ -500,18 +500,12 @@ async fn notifier(pool: PgPool, shared: std::sync::Weak<Shared>) {
         };
         // The timeout only bounds how long this task outlives the feed.
         let asked = tokio::time::timeout(Duration::from_secs(1), strong.notify.notified()).await;
-        let origin = strong.origin.clone();
+        let notice = strong.notice.clone();
         drop(strong);
         if asked.is_err() {
             continue;
         }
-        // language=PostgreSQL
-        if let Err(e) = sqlx::query("select pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(origin)
-            .execute(&pool)
-            .await
-        {
+        if let Err(e) = sqlx::raw_sql(AssertSqlSafe(notice)).execute(&pool).await {
             tracing::debug!(error = %e, "could not notify other processes; their poll will cover it");
         }
     }
