@@ -37,6 +37,7 @@ pub fn init() {
         eprintln!("warning: {e}; writing text");
         LogFormat::Text
     });
+    let log_level = log_level(&filter);
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let lines = match format {
@@ -47,10 +48,31 @@ pub fn init() {
             .boxed(),
         LogFormat::Text => lines.with_ansi(colour).boxed(),
     };
-    let _ = tracing_subscriber::registry()
+    let installed = tracing_subscriber::registry()
         .with(lines.with_filter(filter))
         .with(PoolWaits.with_filter(Targets::new().with_target(POOL_ACQUIRE, Level::TRACE)))
         .try_init();
+    // `try_init` lets through every `log` record at or below the most verbose level any layer
+    // wants, and the pool's layer wants TRACE (from `tracing` alone): every `log::trace!` of
+    // the WebSocket library, several per frame, would then be handed to the subscriber only
+    // to be dropped there. Records are only ever written by the lines' filter, so `log`'s own
+    // check, one atomic load, stops the rest.
+    if installed.is_ok() {
+        log::set_max_level(log_level);
+    }
+}
+
+/// The most verbose `log` record `filter` lets through.
+fn log_level(filter: &EnvFilter) -> log::LevelFilter {
+    use tracing::level_filters::LevelFilter;
+    match filter.max_level_hint().unwrap_or(LevelFilter::TRACE) {
+        LevelFilter::OFF => log::LevelFilter::Off,
+        LevelFilter::ERROR => log::LevelFilter::Error,
+        LevelFilter::WARN => log::LevelFilter::Warn,
+        LevelFilter::INFO => log::LevelFilter::Info,
+        LevelFilter::DEBUG => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    }
 }
 
 /// The target of sqlx's event for each connection taken from a pool.
@@ -76,5 +98,24 @@ impl<S: tracing::Subscriber> Layer<S> for PoolWaits {
         if let Some(seconds) = waited.0 {
             metrics::histogram!("db_pool_acquire_wait_seconds").record(seconds);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_records_pass_only_as_far_as_the_lines_filter_lets_them() {
+        let level = |directives: &str| log_level(&EnvFilter::new(directives));
+        assert_eq!(level("warn"), log::LevelFilter::Warn);
+        assert_eq!(
+            level("info,sqlx=warn,tower_http=info"),
+            log::LevelFilter::Info
+        );
+        // One target asked for in detail raises the level for all; the filter drops the rest.
+        assert_eq!(level("warn,tungstenite=trace"), log::LevelFilter::Trace);
+        assert_eq!(level("error,hyper=debug"), log::LevelFilter::Debug);
+        assert_eq!(level("off"), log::LevelFilter::Off);
     }
 }

@@ -212,6 +212,7 @@ async fn one_level(
     // Drain what the warm-up left in flight: the next assessment's receipts start clean.
     let mut latencies = Latencies::with_capacity(subscribers * rounds);
     let mut answer_ms = Latencies::with_capacity(rounds);
+    let cpu_before = server.cpu_seconds()?;
     for _ in 0..rounds {
         let sent = Instant::now();
         let data = client.post(assess_body(commitment, n)).await?;
@@ -223,6 +224,9 @@ async fn one_level(
             latencies.push(at.saturating_duration_since(answered));
         }
     }
+    // The server's CPU over the rounds (each round one mutation and its deliveries).
+    let cpu_us_per_delivery =
+        (server.cpu_seconds()? - cpu_before) * 1e6 / latencies.len().max(1) as f64;
     let memory = server.memory()?;
     tasks.abort_all();
     server.stop().await?;
@@ -233,6 +237,7 @@ async fn one_level(
         "connect_and_prove_live_secs": (connected_in.as_secs_f64() * 10.0).round() / 10.0,
         "mutation_answer": answer_ms.summary(),
         "answer_to_receipt": latencies.summary(),
+        "server_cpu_us_per_delivery": (cpu_us_per_delivery * 10.0).round() / 10.0,
         "server_rss_mib": { "idle": idle.rss_mib, "with_subscribers": memory.rss_mib, "peak": memory.peak_rss_mib },
     }))
 }
