@@ -601,3 +601,56 @@ async fn feedparser_reads_every_page_of_the_feed_newest_first() {
     let (status, _, body) = get(&app, "/feeds/assessments.atom?before=x").await;
     assert_eq!(status, 400, "{body}");
 }
+
+/// With every place for an export taken (a quarter of the pool: one with four connections),
+/// another export is answered 429 with `Retry-After` and a coded body at once, not queued;
+/// the place comes back when the export holding it ends, which then reads back whole.
+#[tokio::test]
+async fn an_export_over_the_cap_is_refused_with_429_until_the_one_holding_its_place_ends() {
+    use sqlx::Connection;
+    let app = crate::helpers::spawn_app_with(|s| s.db_max_connections = 4).await;
+    app.register("export-cap").await;
+    let events = app.event_count().await;
+    let url = format!("{}/export/events.csv", app.address);
+
+    // The log locked from outside the server: an export's statement waits for it, holding
+    // its place all the while.
+    let mut outside = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    sqlx::raw_sql("begin; lock table events in access exclusive mode")
+        .execute(&mut outside)
+        .await
+        .unwrap();
+    // A live export answers its headers before its statement runs: once they are here, its
+    // place is taken.
+    let holding = app.client.get(&url).send().await.unwrap();
+    assert_eq!(holding.status().as_u16(), 200);
+
+    let refused = app.client.get(&url).send().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 429);
+    assert_eq!(
+        refused
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap()),
+        Some("1")
+    );
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "RATE_LIMITED",
+        "{body}"
+    );
+
+    sqlx::raw_sql("rollback")
+        .execute(&mut outside)
+        .await
+        .unwrap();
+    let csv = holding.text().await.unwrap();
+    assert_eq!(
+        csv.lines().count() as i64,
+        events + 1,
+        "a header and one line per event: {csv}"
+    );
+
+    let (status, _, again) = get(&app, "/export/events.csv").await;
+    assert_eq!(status, 200, "the place came back: {again}");
+}
