@@ -129,6 +129,28 @@ struct Target {
     expected_version: Option<i32>,
 }
 
+impl Target {
+    /// A stream the command creates.
+    fn new_stream(stream_id: Uuid, stream_type: StreamType) -> Self {
+        Target {
+            stream_id,
+            stream_type,
+            creates: true,
+            expected_version: None,
+        }
+    }
+
+    /// A stream that exists, at `expected_version` if the caller guards the change with one.
+    fn existing(stream_id: Uuid, stream_type: StreamType, expected_version: Option<i32>) -> Self {
+        Target {
+            stream_id,
+            stream_type,
+            creates: false,
+            expected_version,
+        }
+    }
+}
+
 /// What a command refers to outside its own stream.
 #[derive(Default)]
 struct Refs {
@@ -262,12 +284,7 @@ impl Commands {
         cmd: RegisterCommitment,
     ) -> Result<Outcome, CommandError> {
         let id = Uuid::now_v7();
-        let target = Target {
-            stream_id: id,
-            stream_type: StreamType::Commitment,
-            creates: true,
-            expected_version: None,
-        };
+        let target = Target::new_stream(id, StreamType::Commitment);
         let body = command_json(&cmd, None);
         self.execute(
             ctx,
@@ -295,12 +312,7 @@ impl Commands {
         expected_version: Option<i32>,
     ) -> Result<Outcome, CommandError> {
         let id = cmd.commitment_id;
-        let target = Target {
-            stream_id: id,
-            stream_type: StreamType::Commitment,
-            creates: false,
-            expected_version,
-        };
+        let target = Target::existing(id, StreamType::Commitment, expected_version);
         let body = command_json(&cmd, expected_version);
         self.execute(
             ctx,
@@ -329,12 +341,7 @@ impl Commands {
     ) -> Result<Outcome, CommandError> {
         cmd.assessment_id = Uuid::now_v7();
         let id = cmd.assessment_id;
-        let target = Target {
-            stream_id: cmd.commitment_id,
-            stream_type: StreamType::Commitment,
-            creates: false,
-            expected_version,
-        };
+        let target = Target::existing(cmd.commitment_id, StreamType::Commitment, expected_version);
         let refs = Refs {
             evidence: cmd.evidence_ids.clone(),
             ..Refs::default()
@@ -374,12 +381,7 @@ impl Commands {
             })?;
         cmd.dispute_id = Uuid::now_v7();
         let id = cmd.dispute_id;
-        let target = Target {
-            stream_id: cmd.commitment_id,
-            stream_type: StreamType::Commitment,
-            creates: false,
-            expected_version,
-        };
+        let target = Target::existing(cmd.commitment_id, StreamType::Commitment, expected_version);
         let refs = Refs {
             evidence: cmd.evidence_ids.clone(),
             ..Refs::default()
@@ -410,12 +412,7 @@ impl Commands {
         cmd: SubmitEvidence,
     ) -> Result<Outcome, CommandError> {
         let id = Uuid::now_v7();
-        let target = Target {
-            stream_id: id,
-            stream_type: StreamType::Evidence,
-            creates: true,
-            expected_version: None,
-        };
+        let target = Target::new_stream(id, StreamType::Evidence);
         let refs = Refs {
             commitments: cmd.commitment_ids.clone(),
             ..Refs::default()
@@ -447,12 +444,7 @@ impl Commands {
         expected_version: Option<i32>,
     ) -> Result<Outcome, CommandError> {
         let id = cmd.evidence_id;
-        let target = Target {
-            stream_id: id,
-            stream_type: StreamType::Evidence,
-            creates: false,
-            expected_version,
-        };
+        let target = Target::existing(id, StreamType::Evidence, expected_version);
         let body = command_json(&cmd, expected_version);
         self.execute(
             ctx,
