@@ -165,6 +165,16 @@ pub async fn start(
     export: Export,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<mpsc::Receiver<Chunk>, StoreError> {
+    start_with_stall(pool, export, permit, STALL).await
+}
+
+/// [`start`], ending the export once its reader has left a chunk unread for `stall`.
+pub async fn start_with_stall(
+    pool: PgPool,
+    export: Export,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    stall: std::time::Duration,
+) -> Result<mpsc::Receiver<Chunk>, StoreError> {
     let time = export.time();
     let view = if time.is_live() {
         None
@@ -177,6 +187,7 @@ pub async fn start(
             csv: CsvWriter::with_capacity(CHUNK + 4096),
             tx,
             open: true,
+            stall,
         };
         match write(&pool, export, view.as_deref(), &mut sink).await {
             Ok(()) => sink.flush().await,
@@ -202,6 +213,8 @@ struct Sink {
     tx: mpsc::Sender<Chunk>,
     /// False once the client has gone: the statement stops.
     open: bool,
+    /// How long a chunk may wait for the reader.
+    stall: std::time::Duration,
 }
 
 impl Sink {
@@ -209,7 +222,7 @@ impl Sink {
     async fn row_written(&mut self) -> bool {
         if self.csv.len() >= CHUNK {
             let chunk = Bytes::from(self.csv.take());
-            self.open = self.tx.send_timeout(Ok(chunk), STALL).await.is_ok();
+            self.open = self.tx.send_timeout(Ok(chunk), self.stall).await.is_ok();
         }
         self.open
     }
@@ -218,7 +231,7 @@ impl Sink {
         if self.open && !self.csv.is_empty() {
             let _ = self
                 .tx
-                .send_timeout(Ok(Bytes::from(self.csv.take())), STALL)
+                .send_timeout(Ok(Bytes::from(self.csv.take())), self.stall)
                 .await;
         }
     }

@@ -4,6 +4,7 @@ mod audit;
 mod batch;
 #[path = "../common/mod.rs"]
 mod common;
+mod export;
 mod horizon;
 mod log;
 mod personal;
@@ -601,58 +602,5 @@ async fn another_process_hears_an_append_by_notify_without_waiting_for_its_poll(
         next_event(&mut own).await.cursor(),
         sent.cursor(),
         "the writer's own feed delivers from its local wake"
-    );
-}
-
-#[tokio::test]
-async fn an_export_keeps_its_place_while_its_reader_holds_it_and_gives_it_back_when_gone() {
-    use commitment_tracker::opendata::export::{self, EVENT_HEADERS, Export};
-    let (_db, pool) = fresh().await;
-    // About 400 KiB of CSV: many times what travels between the statement and the reader.
-    let title = "t".repeat(1000);
-    let events: Vec<_> = (0..400).map(|_| submitted(&title)).collect();
-    let mut tx = pool.begin().await.unwrap();
-    let head = event_store::new_stream(&mut tx, Uuid::now_v7(), StreamType::Evidence)
-        .await
-        .unwrap();
-    event_store::append(&mut tx, &head, &events, &metadata())
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    let all = || Export::Events {
-        after: EventCursor::START,
-        stream_id: None,
-        types: None,
-    };
-
-    // One place for exports, as a pool of four connections gives.
-    let places = std::sync::Arc::new(tokio::sync::Semaphore::new(export::concurrent_exports(4)));
-    let place = places.clone().try_acquire_owned().unwrap();
-    let mut unread = export::start(pool.clone(), all(), place).await.unwrap();
-    let first = unread.recv().await.unwrap().unwrap();
-    assert!(first.starts_with(EVENT_HEADERS.join(",").as_bytes()));
-    assert!(
-        places.clone().try_acquire_owned().is_err(),
-        "an export whose reader has not read it all keeps its place"
-    );
-
-    // Its reader gone, the export ends at its next chunk and gives its place back.
-    drop(unread);
-    let place = tokio::time::timeout(Duration::from_secs(30), places.clone().acquire_owned())
-        .await
-        .expect("the place comes back")
-        .unwrap();
-    // And an export read to its end has every event.
-    let mut read = export::start(pool.clone(), all(), place).await.unwrap();
-    let mut csv = Vec::new();
-    while let Some(chunk) = read.recv().await {
-        csv.extend_from_slice(&chunk.unwrap());
-    }
-    let text = String::from_utf8(csv).unwrap();
-    assert_eq!(text.matches(&title).count(), 400);
-    assert_eq!(
-        places.available_permits(),
-        1,
-        "the finished export gave its place back"
     );
 }
