@@ -73,13 +73,12 @@ pub async fn run(
     let mut locks: Option<PgConnection> = None;
     let mut running: HashSet<Uuid> = HashSet::new();
     let mut tasks: JoinSet<Uuid> = JoinSet::new();
-    // Why the loop goes round, and when the last look was and whether it found a webhook
-    // due: with none due, an event is no reason to look again before the next tick.
-    let mut woke = Woke::Other;
+    // Whether only new events woke the loop, and when the last look was and whether it found
+    // a webhook due: with none due, an event is no reason to look again before the next tick.
+    let mut only_moved = false;
     let mut last_look: Option<(Instant, bool)> = None;
     loop {
-        let look = woke != Woke::Moved
-            || last_look.is_none_or(|(at, found)| found || at.elapsed() >= TICK);
+        let look = !only_moved || last_look.is_none_or(|(at, found)| found || at.elapsed() >= TICK);
         if locks.is_none() {
             // A connection of its own, outside the pool: its locks live as long as it.
             match pool.acquire().await {
@@ -135,11 +134,11 @@ pub async fn run(
                 Err(e) => tracing::warn!(error = %e, "webhooks: cannot read the due webhooks"),
             }
         }
-        woke = Woke::Other;
+        only_moved = false;
         tokio::select! {
             _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
             // One look serves a burst of events: the receiver sees only the latest head.
-            Ok(()) = moves.changed() => woke = Woke::Moved,
+            Ok(()) = moves.changed() => only_moved = true,
             () = settings.changes.told() => {}
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 if let Ok(id) = done {
@@ -157,15 +156,6 @@ pub async fn run(
     if let Some(conn) = locks {
         let _ = conn.close().await;
     }
-}
-
-/// What ended the dispatcher's wait.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Woke {
-    /// The feed's head moved: events were committed.
-    Moved,
-    /// A tick, a change to the webhooks, a finished delivery, or the first round.
-    Other,
 }
 
 fn lock_key(id: Uuid) -> i32 {
