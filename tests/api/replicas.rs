@@ -139,7 +139,9 @@ impl Pair {
 
     /// Waits until the replica has replayed everything the primary has written so far.
     async fn replica_caught_up(&self) {
-        let target: String = sqlx::query_scalar("select pg_current_wal_lsn()::text")
+        // Where the primary has inserted WAL, not where it has written it: a transaction that
+        // wrote nothing but its commit record does not wait for that record to be written.
+        let target: String = sqlx::query_scalar("select pg_current_wal_insert_lsn()::text")
             .fetch_one(&self.primary_pool)
             .await
             .unwrap();
