@@ -204,6 +204,12 @@ pub struct ServeArgs {
     /// Largest page (`first`) any list returns.
     #[arg(long, env = "MAX_PAGE_SIZE", default_value_t = 500)]
     pub max_page_size: u16,
+    /// Answer the common read shapes (the live commitment list and one commitment, with
+    /// their assessments and evidence) with one SQL statement that builds the whole answer,
+    /// once the resolvers have answered the same document text without an error. `false`:
+    /// every query goes through the resolvers.
+    #[arg(long, env = "COMPILED_READS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub compiled_reads: bool,
     /// Require a token for reads too (queries and subscriptions), not only for writes.
     #[arg(long, env = "REQUIRE_TOKEN_FOR_READS", default_value_t = false)]
     pub require_token_for_reads: bool,
@@ -422,6 +428,8 @@ pub struct Settings {
     pub max_aliases: usize,
     /// Page size limit.
     pub max_page_size: i32,
+    /// Whether compiled reads answer the shapes they know.
+    pub compiled_reads: bool,
     /// Whether reads need a token.
     pub require_token_for_reads: bool,
     /// How long a checked token is trusted.
@@ -469,6 +477,7 @@ impl Settings {
             max_query_complexity: args.max_query_complexity.max(10),
             max_aliases: args.max_aliases,
             max_page_size: i32::from(args.max_page_size.max(1)),
+            compiled_reads: args.compiled_reads,
             require_token_for_reads: args.require_token_for_reads,
             token_cache: Duration::from_secs(args.token_cache_secs),
             persisted_mode: if args.persisted_queries_only {

@@ -78,6 +78,10 @@ fn describe() {
         Unit::Seconds,
         "Time to answer a GraphQL query or mutation, by operation type"
     );
+    describe_counter!(
+        "graphql_compiled_total",
+        "Queries a compiled statement took, by outcome (answered, or failed and left to the resolvers)"
+    );
     describe_gauge!("graphql_ws_connections", "Open WebSocket connections");
     describe_gauge!(
         "graphql_subscriptions",

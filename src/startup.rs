@@ -4,6 +4,7 @@
 
 use crate::commands::Commands;
 use crate::config::Settings;
+use crate::graphql::compiled::Compiler;
 use crate::graphql::gateway::Gateway;
 use crate::graphql::limits::Limits;
 use crate::graphql::{SchemaDeps, Schemas, build_schemas};
@@ -107,8 +108,9 @@ impl Application {
         };
         let persisted = PersistedQueries::new(pool.clone());
         let mode = settings.persisted_mode;
-        let gateway = Gateway::new(http, limits, persisted.clone(), mode);
-        let live = Gateway::new(live, limits, persisted, mode);
+        let compiler = || Compiler::new(settings.compiled_reads, settings.max_page_size);
+        let gateway = Gateway::new(http, limits, persisted.clone(), mode, compiler());
+        let live = Gateway::new(live, limits, persisted, mode, compiler());
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;

@@ -4,11 +4,16 @@
 //!
 //! ```text
 //!  request ─▶ persisted query ─▶ parse (kept) ─▶ limits ─▶ schema ─▶ codes ─▶ field order
+//!                                                         └▶ compiled statement ─┘
 //! ```
+//!
+//! A query the schema has answered once without an error may be answered by one SQL
+//! statement afterwards ([`super::compiled`]).
 //!
 //! [`Gateway`] is an [`Executor`], so the WebSocket engine and the shared subscriptions run
 //! on it exactly as HTTP does, and a client sees the same codes and order on every transport.
 
+use super::compiled::{Compiler, Outcome};
 use super::documents::Documents;
 use super::error::{ApiError, normalise};
 use super::limits::{Limits, ParseFailure};
@@ -46,6 +51,7 @@ struct Inner {
     order: FieldOrder,
     persisted: PersistedQueries,
     mode: PersistedMode,
+    compiler: Compiler,
 }
 
 /// A request that passed everything before execution, with its parsed document.
@@ -74,6 +80,7 @@ impl Gateway {
         limits: Limits,
         persisted: PersistedQueries,
         mode: PersistedMode,
+        compiler: Compiler,
     ) -> Self {
         let order = FieldOrder::from_sdl(&schema.sdl());
         Self {
@@ -84,6 +91,7 @@ impl Gateway {
                 order,
                 persisted,
                 mode,
+                compiler,
             }),
         }
     }
@@ -136,8 +144,21 @@ impl Gateway {
         let operation_name = request.operation_name.clone();
         let variables = request.variables.clone();
         let started = std::time::Instant::now();
-        let execution = Box::pin(self.inner.schema.execute(request));
-        let mut response = super::loaders::gathering::GatherLoads::new(execution).await;
+        let mut response = match self.inner.compiler.answer(&request).await {
+            Outcome::Answered(response) => *response,
+            Outcome::Resolvers { unknown } => {
+                let learn = unknown.then(|| request.query.clone());
+                let execution = Box::pin(self.inner.schema.execute(request));
+                let response = super::loaders::gathering::GatherLoads::new(execution).await;
+                if let Some(query) = learn
+                    && response.errors.is_empty()
+                {
+                    let name = operation_name.as_deref();
+                    self.inner.compiler.learn(&query, name, &document);
+                }
+                response
+            }
+        };
         self.finish(
             &document,
             operation_name.as_deref(),

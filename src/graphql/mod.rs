@@ -1,6 +1,7 @@
 //! The GraphQL schema (DESIGN §5): queries, mutations and subscriptions over current state
 //! and history.
 
+pub mod compiled;
 pub mod documents;
 pub mod error;
 pub mod gateway;

@@ -143,7 +143,8 @@ impl FieldOrder {
     }
 }
 
-fn operation<'d>(
+/// The operation `name` of `doc` (with no name, its only operation).
+pub(crate) fn operation<'d>(
     doc: &'d ExecutableDocument,
     name: Option<&str>,
 ) -> Option<&'d OperationDefinition> {

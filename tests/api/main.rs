@@ -3,6 +3,7 @@
 mod bench;
 mod caching;
 mod clients;
+mod compiled;
 mod embedded;
 mod erasure;
 mod helpers;
