@@ -82,6 +82,10 @@ fn describe() {
         "graphql_compiled_total",
         "Queries a compiled statement took, by outcome (answered, or failed and left to the resolvers)"
     );
+    describe_counter!(
+        "graphql_compiled_shared_total",
+        "Queries that took the answer of an identical compiled statement still waiting for a connection"
+    );
     describe_gauge!("graphql_ws_connections", "Open WebSocket connections");
     describe_gauge!(
         "graphql_subscriptions",

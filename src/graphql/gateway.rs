@@ -54,6 +54,40 @@ struct Inner {
     compiler: Compiler,
 }
 
+/// What running a request gives.
+// Made once per request and moved a few times: not worth an allocation to shrink.
+#[allow(clippy::large_enum_variant)]
+pub enum Answer {
+    /// The schema's response.
+    Resolved(Response),
+    /// A compiled statement's `data`, as JSON text (no errors, no extensions).
+    Compiled(Arc<str>),
+}
+
+impl Answer {
+    /// As the schema's response (a compiled answer's text read into values).
+    pub fn into_response(self) -> Response {
+        match self {
+            Answer::Resolved(response) => response,
+            Answer::Compiled(data) => match serde_json::from_str::<async_graphql::Value>(&data) {
+                Ok(data) => Response::new(data),
+                Err(e) => Response::from_errors(vec![ServerError::new(
+                    format!("a compiled answer is not JSON: {e}"),
+                    None,
+                )]),
+            },
+        }
+    }
+
+    /// Its errors (none for a compiled answer).
+    pub fn errors(&self) -> &[ServerError] {
+        match self {
+            Answer::Resolved(response) => &response.errors,
+            Answer::Compiled(_) => &[],
+        }
+    }
+}
+
 /// A request that passed everything before execution, with its parsed document.
 pub struct Prepared {
     request: Request,
@@ -139,38 +173,41 @@ impl Gateway {
     }
 
     /// Executes a prepared request: codes on every error, fields in selection order.
-    pub async fn run(&self, prepared: Prepared) -> Response {
+    pub async fn run(&self, prepared: Prepared) -> Answer {
         let Prepared { request, document } = prepared;
         let operation_name = request.operation_name.clone();
-        let variables = request.variables.clone();
         let started = std::time::Instant::now();
-        let mut response = match self.inner.compiler.answer(&request).await {
-            Outcome::Answered(response) => *response,
+        let answer = match self.inner.compiler.answer(&request).await {
+            Outcome::Answered(data) => Answer::Compiled(data),
             Outcome::Resolvers { unknown } => {
+                let variables = request.variables.clone();
                 let learn = unknown.then(|| request.query.clone());
                 let execution = Box::pin(self.inner.schema.execute(request));
-                let response = super::loaders::gathering::GatherLoads::new(execution).await;
+                let mut response = super::loaders::gathering::GatherLoads::new(execution).await;
                 if let Some(query) = learn
                     && response.errors.is_empty()
                 {
                     let name = operation_name.as_deref();
                     self.inner.compiler.learn(&query, name, &document);
                 }
-                response
+                self.finish(
+                    &document,
+                    operation_name.as_deref(),
+                    &variables,
+                    &mut response,
+                );
+                Answer::Resolved(response)
             }
         };
-        self.finish(
-            &document,
-            operation_name.as_deref(),
-            &variables,
-            &mut response,
-        );
         crate::metrics::graphql_request(
             operation_type(&document, operation_name.as_deref()),
-            outcome(&response),
+            match &answer {
+                Answer::Resolved(response) => outcome(response),
+                Answer::Compiled(_) => "ok".into(),
+            },
             Some(started.elapsed().as_secs_f64()),
         );
-        response
+        answer
     }
 
     fn finish(
@@ -320,7 +357,7 @@ fn session_info(data: Option<&Arc<Data>>) -> Option<RequestInfo> {
 impl Executor for Gateway {
     async fn execute(&self, request: Request) -> Response {
         match self.prepare(request, None).await {
-            Ok(prepared) => self.run(prepared).await,
+            Ok(prepared) => self.run(prepared).await.into_response(),
             Err(refused) => refused,
         }
     }

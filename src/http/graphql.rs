@@ -11,7 +11,7 @@
 use super::{AppState, caching, error_response, request_id};
 use crate::graphql::RequestInfo;
 use crate::graphql::error::ApiError;
-use crate::graphql::gateway::Prepared;
+use crate::graphql::gateway::{Answer, Prepared};
 use crate::graphql::limits::has_mutation;
 use crate::store::replicas::Target;
 use async_graphql::{Response as GqlResponse, ServerError, Value as GqlValue};
@@ -379,11 +379,21 @@ async fn execute(
         Some(prepared.map(|p| p.with_data(info.clone())))
     };
     let prepared = prepared.with_data(info.clone());
-    let (mut response, on_primary) = run_read(state, prepared, target, again).await;
+    let (answered, on_primary) = run_read(state, prepared, target, again).await;
     if on_primary {
         // The replica's tag does not name this answer.
         etag = None;
     }
+    let mut response = match answered {
+        Answer::Resolved(response) => response,
+        Answer::Compiled(data) => {
+            let mut http = compiled_answer(media, data);
+            if let Some(etag) = etag {
+                caching::public(http.headers_mut(), etag, state.settings.cache_max_age_secs);
+            }
+            return http;
+        }
+    };
     if mutation && response.is_ok() {
         // Noted by the committer after its commit, or else read now, after every commit: so
         // the position includes the request's writes.
@@ -422,14 +432,14 @@ fn copy(request: &async_graphql::Request) -> async_graphql::Request {
 
 /// Runs a prepared request on `target`. A read that fails on a replica from the inside (the
 /// replica is gone, or cannot serve it) marks the replica suspect and runs again on the
-/// primary, as `again` prepares it anew (`None`: it cannot be). Answers the response and
+/// primary, as `again` prepares it anew (`None`: it cannot be). Answers the answer and
 /// whether the primary stood in.
 pub(crate) async fn run_read<F, Fut>(
     state: &AppState,
     prepared: Prepared,
     target: Target,
     again: F,
-) -> (GqlResponse, bool)
+) -> (Answer, bool)
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Option<Result<Prepared, GqlResponse>>>,
@@ -441,7 +451,7 @@ where
     let Target::Replica(i) = target else {
         return (response, false);
     };
-    if !failed_inside(&response) {
+    if !failed_inside(response.errors()) {
         return (response, false);
     }
     let Some(again) = again().await else {
@@ -454,15 +464,15 @@ where
             let prepared = state.readers.attach(prepared, Target::Primary);
             state.gateway.run(prepared).await
         }
-        Err(refused) => refused,
+        Err(refused) => Answer::Resolved(refused),
     };
     (response, true)
 }
 
 /// Whether an answer holds an error of the server's own (a database that failed), rather
 /// than one of the request's.
-pub(crate) fn failed_inside(response: &GqlResponse) -> bool {
-    response.errors.iter().any(|e| {
+pub(crate) fn failed_inside(errors: &[ServerError]) -> bool {
+    errors.iter().any(|e| {
         e.extensions
             .as_ref()
             .and_then(|x| x.get("code"))
@@ -512,6 +522,19 @@ fn answer(media: Media, response: GqlResponse) -> Response {
         http.headers_mut().insert(header::CACHE_CONTROL, value);
     }
     http.headers_mut().extend(response.http_headers);
+    http
+}
+
+/// A compiled statement's answer: its `data` as the statement wrote it (see
+/// `graphql::compiled`), under the media type asked for.
+fn compiled_answer(media: Media, data: std::sync::Arc<str>) -> Response {
+    let mut body = Vec::with_capacity(data.len() + 9);
+    body.extend_from_slice(b"{\"data\":");
+    body.extend_from_slice(data.as_bytes());
+    body.push(b'}');
+    let mut http = Response::new(Body::from(body));
+    http.headers_mut()
+        .insert(header::CONTENT_TYPE, media.content_type());
     http
 }
 

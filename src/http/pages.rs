@@ -6,6 +6,7 @@
 use super::params::Params;
 use super::{AppState, request_id};
 use crate::graphql::RequestInfo;
+use crate::graphql::gateway::Answer;
 use crate::pages::{self, model};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -118,7 +119,15 @@ async fn run<T: DeserializeOwned>(
     };
     let prepared = prepare().await.map_err(|refused| answer_error(&refused))?;
     let again = || async { Some(prepare().await) };
-    let (response, _) = super::graphql::run_read(state, prepared, target, again).await;
+    let response = match super::graphql::run_read(state, prepared, target, again).await {
+        (Answer::Compiled(data), _) => {
+            return serde_json::from_str(&data).map_err(|e| {
+                tracing::error!(error = %e, "a page's answer does not fit the page");
+                internal()
+            });
+        }
+        (Answer::Resolved(response), _) => response,
+    };
     if !response.errors.is_empty() {
         return Err(answer_error(&response));
     }

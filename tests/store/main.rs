@@ -5,6 +5,7 @@ mod batch;
 #[path = "../common/mod.rs"]
 mod common;
 mod export;
+mod flights;
 mod horizon;
 mod log;
 mod personal;

@@ -19,14 +19,15 @@
 //! `tests/api/compiled.rs` asks random documents of both paths and compares the bytes.
 
 mod build;
-mod slots;
+pub mod flights;
+pub mod slots;
 
 use super::order::operation;
+use async_graphql::Request;
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Request, Response, Value};
 use build::Statement;
 use slots::Param;
-use sqlx::{AssertSqlSafe, PgPool};
+use sqlx::PgPool;
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,21 +35,22 @@ use std::sync::{Arc, Mutex};
 /// Most documents remembered; when full, the memory starts again empty.
 const KEPT: usize = 512;
 
-/// What is known of each document the resolvers answered, by its text and operation name:
-/// its statement, or `None` if it has none.
-type Known = HashMap<(String, Option<String>), Option<Arc<Statement>>>;
+/// What is known of each document the resolvers answered, by its text and then operation
+/// name: its statement, or `None` if it has none.
+type Known = HashMap<String, Vec<(Option<String>, Option<Arc<Statement>>)>>;
 
 /// The compiled statements.
 pub struct Compiler {
     enabled: bool,
     max_page: i32,
     known: Mutex<Known>,
+    flights: flights::Flights,
 }
 
 /// What the compiled path made of a request.
 pub enum Outcome {
-    /// Answered.
-    Answered(Box<Response>),
+    /// Answered: the answer's `data`, as JSON text without insignificant whitespace.
+    Answered(Arc<str>),
     /// The resolvers must answer; `learn` afterwards if the document is not yet known.
     Resolvers { unknown: bool },
 }
@@ -61,6 +63,7 @@ impl Compiler {
             enabled,
             max_page,
             known: Mutex::default(),
+            flights: flights::Flights::default(),
         }
     }
 
@@ -70,11 +73,15 @@ impl Compiler {
         if !self.enabled {
             return Outcome::Resolvers { unknown: false };
         }
-        let key = (request.query.clone(), request.operation_name.clone());
-        let statement = match self.lock().get(&key) {
+        let known = self.lock().get(request.query.as_str()).and_then(|ops| {
+            ops.iter()
+                .find(|(name, _)| *name == request.operation_name)
+                .map(|(_, statement)| statement.clone())
+        });
+        let statement = match known {
             None => return Outcome::Resolvers { unknown: true },
             Some(None) => return Outcome::Resolvers { unknown: false },
-            Some(Some(statement)) => statement.clone(),
+            Some(Some(statement)) => statement,
         };
         // The pool the request reads from (HTTP reads carry one: primary or replica).
         let Some(pool) = request
@@ -87,10 +94,14 @@ impl Compiler {
         let Some(params) = self.bind(&statement, request) else {
             return Outcome::Resolvers { unknown: false };
         };
-        match run(pool, &statement.sql, params).await {
+        match self
+            .flights
+            .run(pool, &statement.sql, params, compact)
+            .await
+        {
             Ok(data) => {
                 metrics::counter!("graphql_compiled_total", "outcome" => "answered").increment(1);
-                Outcome::Answered(Box::new(Response::new(data)))
+                Outcome::Answered(data)
             }
             Err(e) => {
                 // The resolvers answer instead, with their own error if the database is down.
@@ -111,10 +122,9 @@ impl Compiler {
         if known.len() >= KEPT {
             known.clear();
         }
-        known.insert(
-            (query.to_owned(), operation_name.map(str::to_owned)),
-            statement,
-        );
+        let ops = known.entry(query.to_owned()).or_default();
+        ops.retain(|(name, _)| name.as_deref() != operation_name);
+        ops.push((operation_name.map(str::to_owned), statement));
     }
 
     /// The parameters for `request`, or `None` if the resolvers must answer it.
@@ -135,16 +145,58 @@ impl Compiler {
     }
 }
 
-/// Runs the statement and reads its JSON into the answer's `data`.
-async fn run(pool: &PgPool, sql: &Arc<str>, params: Vec<Param>) -> anyhow::Result<Value> {
-    let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql.clone()));
-    for param in params {
-        query = match param {
-            Param::Int(v) => query.bind(v),
-            Param::Text(v) => query.bind(v),
-            Param::Uuid(v) => query.bind(v),
-        };
+/// JSON text without the whitespace PostgreSQL writes between tokens (`{"a" : 1, "b" : 2}`),
+/// as `serde_json` writes it. Strings are copied as they are: PostgreSQL escapes the same
+/// characters `serde_json` does, the same way.
+fn compact(json: &str) -> String {
+    let bytes = json.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // Copy the string through its closing quote, escapes and all.
+                let start = i;
+                i += 1;
+                while i < bytes.len() {
+                    match bytes[i] {
+                        b'\\' => i += 2,
+                        b'"' => {
+                            i += 1;
+                            break;
+                        }
+                        _ => i += 1,
+                    }
+                }
+                out.extend_from_slice(&bytes[start..i.min(bytes.len())]);
+                continue;
+            }
+            b' ' | b'\n' | b'\r' | b'\t' => {}
+            b => out.push(b),
+        }
+        i += 1;
     }
-    let text = query.fetch_one(pool).await?;
-    Ok(serde_json::from_str(&text)?)
+    // Only ASCII whitespace outside strings was left out: still UTF-8.
+    String::from_utf8(out).unwrap_or_else(|_| json.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compact;
+
+    #[test]
+    fn whitespace_between_tokens_goes_and_strings_stay_as_they_are() {
+        let pg =
+            "{\"a\" : [{\"b\" : \"x y\\\" , z\\\\\"}, \n {\"c\" : null}], \"é\" : \"\\u001f\\n\"}";
+        let out = compact(pg);
+        assert_eq!(
+            out,
+            "{\"a\":[{\"b\":\"x y\\\" , z\\\\\"},{\"c\":null}],\"é\":\"\\u001f\\n\"}"
+        );
+        let value: serde_json::Value = serde_json::from_str(pg).unwrap();
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&out).unwrap(),
+            value
+        );
+    }
 }

@@ -34,7 +34,7 @@ pub enum Kind {
 }
 
 /// One statement parameter.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Param {
     /// `bigint`.
     Int(Option<i64>),
