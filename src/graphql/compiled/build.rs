@@ -447,6 +447,6 @@ impl<'d> Builder<'d> {
 }
 
 /// `text` as an SQL string literal.
-fn literal(text: &str) -> String {
+pub(super) fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }

@@ -23,8 +23,8 @@ pub mod flights;
 pub mod slots;
 
 use super::order::operation;
-use async_graphql::Request;
 use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{Request, Variables};
 use build::Statement;
 use slots::Param;
 use sqlx::PgPool;
@@ -143,6 +143,30 @@ impl Compiler {
     fn lock(&self) -> std::sync::MutexGuard<'_, Known> {
         self.known.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The statement the compiled path runs for `query` (a document of one operation) with
+/// `variables`, its parameters written in as SQL literals, for running it elsewhere (the
+/// benchmark gives it to pgbench). `None` if the document has no statement or these
+/// arguments go to the resolvers.
+pub fn statement_text(query: &str, variables: &Variables, max_page: i32) -> Option<String> {
+    let document = async_graphql::parser::parse_query(query).ok()?;
+    let statement = build::statement(&document, operation(&document, None)?)?;
+    let compiler = Compiler::new(true, max_page);
+    let request = Request::new(query).variables(variables.clone());
+    let params = compiler.bind(&statement, &request)?;
+    let mut sql = statement.sql.to_string();
+    // From the last, so that `$1` is not taken for the start of `$10`.
+    for (i, param) in params.iter().enumerate().rev() {
+        let literal = match param {
+            Param::Int(Some(n)) => n.to_string(),
+            Param::Text(Some(text)) => build::literal(text),
+            Param::Uuid(Some(id)) => format!("'{id}'"),
+            Param::Int(None) | Param::Text(None) | Param::Uuid(None) => "null".into(),
+        };
+        sql = sql.replace(&format!("${}::", i + 1), &format!("{literal}::"));
+    }
+    Some(sql)
 }
 
 /// JSON text without the whitespace PostgreSQL writes between tokens (`{"a" : 1, "b" : 2}`),

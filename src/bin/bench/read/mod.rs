@@ -388,16 +388,24 @@ pub(super) struct Level {
 }
 
 impl Level {
-    /// The level with pgbench running `script` at the same connection count, as ratios.
+    /// The level with pgbench running `script` (the hand-written statement) and `compiled`
+    /// (the statement the server's compiled path runs for the same request) at the same
+    /// connection count, as ratios.
     pub(super) async fn beside_pgbench(
         self,
         db_url: &str,
         script: String,
+        compiled: String,
     ) -> anyhow::Result<Value> {
         let (url, connections, seconds) = (db_url.to_owned(), self.connections, self.seconds);
-        let pg = tokio::task::spawn_blocking(move || pgbench(&url, &script, connections, seconds))
-            .await??;
+        let run = |script: String| {
+            let url = url.clone();
+            tokio::task::spawn_blocking(move || pgbench(&url, &script, connections, seconds))
+        };
+        let pg = run(script).await??;
+        let pg_compiled = run(compiled).await??;
         let pg_rate = pg["tps"].as_f64().unwrap_or(0.0);
+        let compiled_rate = pg_compiled["tps"].as_f64().unwrap_or(0.0);
         let (sql_rate, sql_latency) = self.sql;
         Ok(json!({
             "connections": connections,
@@ -406,8 +414,22 @@ impl Level {
             "ratio": ratio(self.api_rate, sql_rate),
             "pgbench": pg,
             "ratio_to_pgbench": ratio(self.api_rate, pg_rate),
+            "pgbench_compiled_statement": pg_compiled,
+            "ratio_to_compiled_statement": ratio(self.api_rate, compiled_rate),
         }))
     }
+}
+
+/// The statement the server's compiled path runs for `query` with `variables`, as a pgbench
+/// script line.
+pub(super) fn compiled_statement(
+    query: &str,
+    variables: serde_json::Value,
+) -> anyhow::Result<String> {
+    let variables = async_graphql::Variables::from_json(variables);
+    let sql = commitment_tracker::graphql::compiled::statement_text(query, &variables, 500)
+        .context("the list has a compiled statement")?;
+    Ok(format!("{};\n", sql.trim()))
 }
 
 /// Brings the planner's statistics up to date after seeding, as autovacuum does in time on a
@@ -468,7 +490,8 @@ pub async fn run(server_url: &str, args: &ReadArgs) -> anyhow::Result<Value> {
             });
             let script = format!("{};\n", LIST_SQL.trim());
             let level = Level { connections, seconds: args.seconds, api_rate, api, sql };
-            levels.push(level.beside_pgbench(&db.url, script).await?);
+            let compiled = compiled_statement(LIST, json!({}))?;
+            levels.push(level.beside_pgbench(&db.url, script, compiled).await?);
         }
         let mut caching = Vec::new();
         for &connections in &args.connections {
@@ -489,6 +512,7 @@ pub async fn run(server_url: &str, args: &ReadArgs) -> anyhow::Result<Value> {
             "seconds_per_run": args.seconds,
             "ceiling": "one hand-written SQL statement answering the same question, rows decoded, through sqlx",
             "pgbench": "the same statement from pgbench -M prepared, same connection count",
+            "pgbench_compiled_statement": "the statement the server's compiled path runs for the same request, from pgbench -M prepared, same connection count",
             "field_order": field_order,
             "levels": levels,
         }))

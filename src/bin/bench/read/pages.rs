@@ -3,8 +3,8 @@
 //! requests are alike; beside the hand-written statement through sqlx and from pgbench.
 
 use super::{
-    Level, ListRow, Lister, PAGE, PAGE_PGBENCH, PAGE_SQL, ReadArgs, analyze, same_answer, seed_one,
-    sql_pool,
+    Level, ListRow, Lister, PAGE, PAGE_PGBENCH, PAGE_SQL, ReadArgs, analyze, compiled_statement,
+    same_answer, seed_one, sql_pool,
 };
 use crate::support::{Client, LoopStep, Server, closed_loop, register_commitments};
 use anyhow::Context;
@@ -97,11 +97,31 @@ impl Pages {
 
     /// The pgbench script: a random cursor in the same range, then the statement.
     fn pgbench_script(&self) -> String {
+        format!("{}{};\n", self.random_cursor(), PAGE_PGBENCH.trim())
+    }
+
+    /// The same for the statement the server's compiled path runs for a page.
+    fn compiled_script(&self) -> anyhow::Result<String> {
+        // A cursor no page has, to find where the statement takes it.
+        const MARK: i64 = 987_654_321_012;
+        let after = ListCursor(MARK).encode();
+        let sql = compiled_statement(PAGE, json!({ "after": after }))?;
+        anyhow::ensure!(
+            sql.contains(&MARK.to_string()),
+            "the page's cursor in its statement"
+        );
+        Ok(format!(
+            "{}{}",
+            self.random_cursor(),
+            sql.replace(&MARK.to_string(), ":after")
+        ))
+    }
+
+    fn random_cursor(&self) -> String {
         format!(
-            "\\set after random({}, {})\n{};\n",
+            "\\set after random({}, {})\n",
             self.after[0],
-            self.after[self.after.len() - 1],
-            PAGE_PGBENCH.trim()
+            self.after[self.after.len() - 1]
         )
     }
 
@@ -201,7 +221,8 @@ async fn distinct_pages(
             api,
             sql,
         };
-        levels.push(level.beside_pgbench(db_url, pages.pgbench_script()).await?);
+        let (script, compiled) = (pages.pgbench_script(), pages.compiled_script()?);
+        levels.push(level.beside_pgbench(db_url, script, compiled).await?);
     }
     Ok(json!({
         "commitments": pages.after.len() + 50,
