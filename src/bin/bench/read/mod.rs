@@ -486,7 +486,6 @@ pub async fn run(server_url: &str, args: &ReadArgs) -> anyhow::Result<Value> {
                 "requests_per_sec": api_rate.round(),
                 "latency": api_latency.summary(),
                 "server_cpu_us_per_answer": cpu_per_answer_us.round(),
-                "field_order_share_of_server_cpu": (field_order["us_per_answer"].as_f64().unwrap_or(0.0) / cpu_per_answer_us * 1000.0).round() / 1000.0,
             });
             let script = format!("{};\n", LIST_SQL.trim());
             let level = Level { connections, seconds: args.seconds, api_rate, api, sql };
