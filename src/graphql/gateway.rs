@@ -168,7 +168,6 @@ impl Gateway {
             .limits
             .check(&document)
             .map_err(|e| counted(refusal(ApiError::TooComplex(e.to_string()))))?;
-        request.set_parsed_query((*document).clone());
         Ok(Prepared { request, document })
     }
 
@@ -182,6 +181,9 @@ impl Gateway {
             Outcome::Resolvers { unknown } => {
                 let variables = request.variables.clone();
                 let learn = unknown.then(|| request.query.clone());
+                // The schema takes the parsed copy (a compiled answer needs none).
+                let mut request = request;
+                request.set_parsed_query((*document).clone());
                 let execution = Box::pin(self.inner.schema.execute(request));
                 let mut response = super::loaders::gathering::GatherLoads::new(execution).await;
                 if let Some(query) = learn
@@ -374,7 +376,11 @@ impl Executor for Gateway {
                 Ok(prepared) => prepared,
                 Err(refused) => return stream::once(async { refused }).boxed(),
             };
-            let Prepared { request, document } = prepared;
+            let Prepared {
+                mut request,
+                document,
+            } = prepared;
+            request.set_parsed_query((*document).clone());
             let operation_name = request.operation_name.clone();
             let variables = request.variables.clone();
             crate::metrics::graphql_request(
