@@ -464,6 +464,71 @@ async fn what_the_statement_does_not_answer_goes_to_the_resolvers() {
     assert_eq!(compiled_answers(&app).await, before);
 }
 
+/// Text that JSON must escape, and text it need not, is written by the database exactly as
+/// the resolvers write it.
+#[tokio::test(flavor = "multi_thread")]
+async fn strings_are_escaped_as_the_resolvers_escape_them() {
+    let app = spawn_app().await;
+    let title = "A \"quoted\" back\\slash / é ✓ 😀 \u{2028} </script> 'single'";
+    let description = "line one\nline two\r\n\ttabbed \\ \"end\"";
+    app.ok(
+        crate::helpers::REGISTER,
+        json!({ "input": {
+            "slug": "awkward-text", "title": title, "description": description,
+            "area": "Ärea \"x\"", "policySource": "p", "target": "t",
+            "announcedOn": "2022-06-29"
+        }}),
+    )
+    .await;
+    let query = r#"{ commitment(slug: "awkward-text") { title description area }
+                     commitments { nodes { slug title description } } }"#;
+    let resolved = body(&app, query, &json!({})).await;
+    let before = compiled_answers(&app).await;
+    let compiled = body(&app, query, &json!({})).await;
+    assert_eq!(compiled_answers(&app).await, before + 1);
+    assert_eq!(compiled, resolved);
+    let value: Value = serde_json::from_str(&compiled).unwrap();
+    assert_eq!(value["data"]["commitment"]["title"], title);
+    assert_eq!(value["data"]["commitment"]["description"], description);
+}
+
+/// Connections cut while idle in the pool: reads are answered the same and compiled as before
+/// (a connection is pinged when taken, and a statement that failed would leave the request to
+/// the resolvers).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_on_a_cut_connection_is_answered_by_the_resolvers() {
+    let app = seeded().await;
+    let query = "{ commitments(first: 3) { nodes { slug title currentAssessment { overall } } } }";
+    let resolved = body(&app, query, &json!({})).await;
+    assert_eq!(body(&app, query, &json!({})).await, resolved);
+    let admin = commitment_tracker::store::connect(
+        &format!("{}/postgres", crate::helpers::server_url()),
+        1,
+    )
+    .await
+    .unwrap();
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "select pg_terminate_backend(pid) from pg_stat_activity where datname = $1",
+    )
+    .bind(&app.db.name)
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert!(!cut.is_empty(), "the server had connections to cut");
+    assert_eq!(body(&app, query, &json!({})).await, resolved);
+    // The cut connections leave the pool; reads are compiled again.
+    let mut answered = compiled_answers(&app).await;
+    for _ in 0..20 {
+        assert_eq!(body(&app, query, &json!({})).await, resolved);
+        let now = compiled_answers(&app).await;
+        if now > answered {
+            return;
+        }
+        answered = now;
+    }
+    panic!("no read was compiled again after the cut");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn with_compiled_reads_off_the_resolvers_answer_everything() {
     let app = spawn_app_with(|s| s.compiled_reads = false).await;

@@ -12,10 +12,6 @@ use std::time::Duration;
 /// Each run of this statement answers its own transaction's id, once `lock` is free.
 const RUN: &str = "select pg_advisory_xact_lock_shared($1) :: text || txid_current()::text";
 
-fn own(text: &str) -> String {
-    text.to_owned()
-}
-
 async fn until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !condition() {
@@ -31,11 +27,7 @@ fn spawn_run(
 ) -> tokio::task::JoinHandle<Result<Arc<str>, Arc<str>>> {
     let (flights, pool) = (flights.clone(), pool.clone());
     let sql: Arc<str> = RUN.into();
-    tokio::spawn(async move {
-        flights
-            .run(&pool, &sql, vec![Param::Int(Some(lock))], own)
-            .await
-    })
+    tokio::spawn(async move { flights.run(&pool, &sql, vec![Param::Int(Some(lock))]).await })
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -37,14 +37,8 @@ pub struct Flights {
 
 impl Flights {
     /// Runs `sql` with `params` on `pool`, or joins the same run if one is still waiting for
-    /// its connection. `finish` turns the statement's text into the answer.
-    pub async fn run(
-        &self,
-        pool: &PgPool,
-        sql: &Arc<str>,
-        params: Vec<Param>,
-        finish: fn(&str) -> String,
-    ) -> Landed {
+    /// its connection. The statement's one value, text, is the answer.
+    pub async fn run(&self, pool: &PgPool, sql: &Arc<str>, params: Vec<Param>) -> Landed {
         let key = Key {
             pool: Arc::as_ptr(&pool.connect_options()) as usize,
             sql: sql.clone(),
@@ -61,7 +55,7 @@ impl Flights {
                     let number = self
                         .numbers
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let flight = self.fly(pool.clone(), key.clone(), number, finish);
+                    let flight = self.fly(pool.clone(), key.clone(), number);
                     boarding.insert(key, (number, flight.clone()));
                     // Run to the end even if every request that waits for it goes away, so
                     // that it leaves the table.
@@ -73,7 +67,7 @@ impl Flights {
         flight.await
     }
 
-    fn fly(&self, pool: PgPool, key: Key, number: u64, finish: fn(&str) -> String) -> Flight {
+    fn fly(&self, pool: PgPool, key: Key, number: u64) -> Flight {
         let flights = self.clone();
         async move {
             let landed = async {
@@ -93,9 +87,7 @@ impl Flights {
             .await;
             // A run that failed before it had a connection no longer takes joiners either.
             flights.land(&key, number);
-            landed
-                .map(|text| Arc::from(finish(&text)))
-                .map_err(|e| Arc::from(e.to_string()))
+            landed.map(Arc::from).map_err(|e| Arc::from(e.to_string()))
         }
         .boxed()
         .shared()

@@ -94,11 +94,7 @@ impl Compiler {
         let Some(params) = self.bind(&statement, request) else {
             return Outcome::Resolvers { unknown: false };
         };
-        match self
-            .flights
-            .run(pool, &statement.sql, params, compact)
-            .await
-        {
+        match self.flights.run(pool, &statement.sql, params).await {
             Ok(data) => {
                 metrics::counter!("graphql_compiled_total", "outcome" => "answered").increment(1);
                 Outcome::Answered(data)
@@ -167,60 +163,4 @@ pub fn statement_text(query: &str, variables: &Variables, max_page: i32) -> Opti
         sql = sql.replace(&format!("${}::", i + 1), &format!("{literal}::"));
     }
     Some(sql)
-}
-
-/// JSON text without the whitespace PostgreSQL writes between tokens (`{"a" : 1, "b" : 2}`),
-/// as `serde_json` writes it. Strings are copied as they are: PostgreSQL escapes the same
-/// characters `serde_json` does, the same way.
-fn compact(json: &str) -> String {
-    let bytes = json.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'"' => {
-                // Copy the string through its closing quote, escapes and all.
-                let start = i;
-                i += 1;
-                while i < bytes.len() {
-                    match bytes[i] {
-                        b'\\' => i += 2,
-                        b'"' => {
-                            i += 1;
-                            break;
-                        }
-                        _ => i += 1,
-                    }
-                }
-                out.extend_from_slice(&bytes[start..i.min(bytes.len())]);
-                continue;
-            }
-            b' ' | b'\n' | b'\r' | b'\t' => {}
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    // Only ASCII whitespace outside strings was left out: still UTF-8.
-    String::from_utf8(out).unwrap_or_else(|_| json.to_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::compact;
-
-    #[test]
-    fn whitespace_between_tokens_goes_and_strings_stay_as_they_are() {
-        let pg =
-            "{\"a\" : [{\"b\" : \"x y\\\" , z\\\\\"}, \n {\"c\" : null}], \"é\" : \"\\u001f\\n\"}";
-        let out = compact(pg);
-        assert_eq!(
-            out,
-            "{\"a\":[{\"b\":\"x y\\\" , z\\\\\"},{\"c\":null}],\"é\":\"\\u001f\\n\"}"
-        );
-        let value: serde_json::Value = serde_json::from_str(pg).unwrap();
-        assert_eq!(
-            serde_json::from_str::<serde_json::Value>(&out).unwrap(),
-            value
-        );
-    }
 }
