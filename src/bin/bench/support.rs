@@ -241,6 +241,20 @@ impl Client {
 
     /// Posts a request body already encoded as JSON; returns `data`.
     pub async fn post(&mut self, body: Bytes) -> anyhow::Result<Value> {
+        let bytes = self.post_bytes(body).await?;
+        let mut answer: Value = serde_json::from_slice(&bytes)?;
+        anyhow::ensure!(
+            answer.get("errors").is_none(),
+            "the answer carries errors: {answer}"
+        );
+        Ok(answer
+            .get_mut("data")
+            .map(Value::take)
+            .unwrap_or(Value::Null))
+    }
+
+    /// POSTs a GraphQL request and returns the body of its `200 OK` answer, unread.
+    pub async fn post_bytes(&mut self, body: Bytes) -> anyhow::Result<Bytes> {
         self.sender.ready().await.context("connection closed")?;
         let mut request = hyper::Request::post("/graphql")
             .header(hyper::header::HOST, "127.0.0.1")
@@ -259,15 +273,7 @@ impl Client {
             "HTTP {status}: {}",
             String::from_utf8_lossy(&bytes)
         );
-        let mut answer: Value = serde_json::from_slice(&bytes)?;
-        anyhow::ensure!(
-            answer.get("errors").is_none(),
-            "the answer carries errors: {answer}"
-        );
-        Ok(answer
-            .get_mut("data")
-            .map(Value::take)
-            .unwrap_or(Value::Null))
+        Ok(bytes)
     }
 
     /// GETs `path` (anonymously, whatever token the client holds), optionally with

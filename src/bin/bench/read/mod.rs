@@ -12,6 +12,7 @@ mod pages;
 
 use anyhow::Context;
 use bytes::Bytes;
+use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use std::time::Duration;
@@ -261,17 +262,73 @@ pub struct Lister {
     pub expect: usize,
 }
 
+/// What a timed loop checks of each answer: every byte is parsed as JSON, but only the
+/// counts are kept, as pgbench keeps rows without making anything of them. (Building the
+/// whole answer as a `serde_json::Value` tree costs the bench's client about as much CPU as
+/// the server spends answering, on the same two cores; `parse_cost` in the output.)
+#[derive(serde::Deserialize)]
+struct ListAnswer {
+    data: ListData,
+    errors: Option<IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct ListData {
+    commitments: ListPage,
+}
+
+#[derive(serde::Deserialize)]
+struct ListPage {
+    nodes: Vec<NodeShape>,
+}
+
+#[derive(serde::Deserialize)]
+struct NodeShape {
+    assessments: Vec<IgnoredAny>,
+}
+
+/// Checks a list answer: no errors, `expect` commitments, 5 latest assessments each.
+fn check_list(body: &[u8], expect: usize) -> anyhow::Result<()> {
+    let answer: ListAnswer = serde_json::from_slice(body).context("a list answer")?;
+    anyhow::ensure!(answer.errors.is_none(), "the answer carries errors");
+    let nodes = answer.data.commitments.nodes;
+    anyhow::ensure!(nodes.len() == expect, "{} commitments", nodes.len());
+    for node in &nodes {
+        let latest = node.assessments.len();
+        anyhow::ensure!(latest == 5, "{latest} latest assessments");
+    }
+    Ok(())
+}
+
 impl LoopStep for Lister {
     async fn step(&mut self, _: usize) -> anyhow::Result<()> {
-        let data = self.client.post(self.body.clone()).await?;
-        let nodes = data["commitments"]["nodes"]
-            .as_array()
-            .context("commitments.nodes")?;
-        anyhow::ensure!(nodes.len() == self.expect, "{} commitments", nodes.len());
-        let latest = nodes[0]["assessments"].as_array().context("assessments")?;
-        anyhow::ensure!(latest.len() == 5, "{} latest assessments", latest.len());
-        Ok(())
+        let body = self.client.post_bytes(self.body.clone()).await?;
+        check_list(&body, self.expect)
     }
+}
+
+/// The client's CPU per answer for reading `body` as the timed loops do, and as a whole
+/// `serde_json::Value` tree, in µs (best of 200 each).
+fn parse_cost(body: &[u8], expect: usize) -> anyhow::Result<Value> {
+    fn best(mut run: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<f64> {
+        let mut best = f64::MAX;
+        for _ in 0..200 {
+            let start = std::time::Instant::now();
+            run()?;
+            best = best.min(start.elapsed().as_secs_f64() * 1e6);
+        }
+        Ok((best * 10.0).round() / 10.0)
+    }
+    let checked = best(|| check_list(body, expect))?;
+    let tree = best(|| {
+        std::hint::black_box(serde_json::from_slice::<Value>(body)?);
+        Ok(())
+    })?;
+    Ok(json!({
+        "answer_bytes": body.len(),
+        "checked_us": checked,
+        "value_tree_us": tree,
+    }))
 }
 
 /// Anonymous `GET /graphql?query=…` of the list: with a tag, conditional (304, or 200 with a
@@ -455,6 +512,7 @@ pub async fn run(server_url: &str, args: &ReadArgs) -> anyhow::Result<Value> {
         let duration = Duration::from_secs_f64(args.seconds);
         let mut levels = Vec::new();
         let field_order = field_order_cost(&mut setup).await?;
+        let parse = parse_cost(&setup.post_bytes(body.clone()).await?, expect)?;
         for &connections in &args.connections {
             let cpu_before = server.cpu_seconds()?;
             let (api_rate, api_latency) = closed_loop(connections, duration, |_| {
@@ -513,6 +571,7 @@ pub async fn run(server_url: &str, args: &ReadArgs) -> anyhow::Result<Value> {
             "pgbench": "the same statement from pgbench -M prepared, same connection count",
             "pgbench_compiled_statement": "the statement the server's compiled path runs for the same request, from pgbench -M prepared, same connection count",
             "field_order": field_order,
+            "client_parse": parse,
             "levels": levels,
         }))
     })
