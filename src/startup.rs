@@ -215,8 +215,15 @@ impl Application {
         let lifecycle = self.lifecycle.clone();
         let drain = self.settings.shutdown_drain;
         let grace = self.settings.shutdown_grace;
+        // Each answer and each delivery is written whole: sent at once, not held back for the
+        // acknowledgement of what went before it (Nagle's algorithm).
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
+            }
+        });
         let serve = axum::serve(
-            self.listener,
+            listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
