@@ -383,68 +383,75 @@ impl Verdicts {
     }
 }
 
+/// The expressions [`Verdicts`] adds to the append's statement, numbering their parameters
+/// from `$first`: each verdict's assessment row, and its commitment's version, last write and
+/// current assessment.
+pub fn verdict_ctes(first: usize) -> String {
+    let n = |k: usize| format!("${}", first + k);
+    // The same rows and the same rule for the current assessment as `apply`: the latest
+    // by (assessed_on, position). Every statement of the batch reads the snapshot from
+    // before it, so the current assessment compared with is the one from before.
+    // language=PostgreSQL
+    format!(
+        "verdicts as (
+             insert into assessments (id, commitment_id, assessor, assessor_kind,
+                                      assessed_on, overall, met, funding, impact,
+                                      appropriateness, delivery_status, rationale,
+                                      evidence_ids, evaluation, position, transaction_id,
+                                      recorded_at, actor)
+             select v.id, v.commitment_id, v.assessor, v.assessor_kind, v.assessed_on,
+                    v.overall, v.met, v.funding, v.impact, v.appropriateness,
+                    v.delivery_status, v.rationale, v.evidence_ids::uuid[], v.evaluation,
+                    a.position, a.transaction_id, v.recorded_at, v.actor
+             from unnest({ev}::uuid[], {id}::uuid[], {cm}::uuid[], {asr}::text[],
+                         {kind}::text[], {on}::date[], {ov}::text[], {met}::text[],
+                         {fun}::text[], {imp}::text[], {app}::text[], {ds}::text[],
+                         {rat}::text[], {evi}::text[], {eva}::text[], {at}::timestamptz[],
+                         {act}::text[])
+                  as v(event_id, id, commitment_id, assessor, assessor_kind, assessed_on,
+                       overall, met, funding, impact, appropriateness, delivery_status,
+                       rationale, evidence_ids, evaluation, recorded_at, actor)
+             join appended a on a.event_id = v.event_id
+         ), current_verdicts as (
+             update commitments c
+                set version = v.version, updated_at = v.recorded_at,
+                    last_transaction_id = a.transaction_id, last_position = a.position,
+                    current_assessment_id = case
+                        when c.current_assessment_id is null or not exists (
+                            select 1 from assessments x
+                            where x.id = c.current_assessment_id
+                              and (x.assessed_on, x.position) > (v.assessed_on, a.position))
+                        then v.id else c.current_assessment_id end
+               from unnest({ev}::uuid[], {id}::uuid[], {cm}::uuid[], {on}::date[],
+                           {at}::timestamptz[], {ver}::int4[])
+                    as v(event_id, id, commitment_id, assessed_on, recorded_at, version)
+               join appended a on a.event_id = v.event_id
+              where c.id = v.commitment_id
+         )",
+        ev = n(0),
+        id = n(1),
+        cm = n(2),
+        asr = n(3),
+        kind = n(4),
+        on = n(5),
+        ov = n(6),
+        met = n(7),
+        fun = n(8),
+        imp = n(9),
+        app = n(10),
+        ds = n(11),
+        rat = n(12),
+        evi = n(13),
+        eva = n(14),
+        at = n(15),
+        act = n(16),
+        ver = n(17),
+    )
+}
+
 impl Fused for Verdicts {
     fn ctes(&self, first: usize) -> String {
-        let n = |k: usize| format!("${}", first + k);
-        // The same rows and the same rule for the current assessment as `apply`: the latest
-        // by (assessed_on, position). Every statement of the batch reads the snapshot from
-        // before it, so the current assessment compared with is the one from before.
-        // language=PostgreSQL
-        format!(
-            "verdicts as (
-                 insert into assessments (id, commitment_id, assessor, assessor_kind,
-                                          assessed_on, overall, met, funding, impact,
-                                          appropriateness, delivery_status, rationale,
-                                          evidence_ids, evaluation, position, transaction_id,
-                                          recorded_at, actor)
-                 select v.id, v.commitment_id, v.assessor, v.assessor_kind, v.assessed_on,
-                        v.overall, v.met, v.funding, v.impact, v.appropriateness,
-                        v.delivery_status, v.rationale, v.evidence_ids::uuid[], v.evaluation,
-                        a.position, a.transaction_id, v.recorded_at, v.actor
-                 from unnest({ev}::uuid[], {id}::uuid[], {cm}::uuid[], {asr}::text[],
-                             {kind}::text[], {on}::date[], {ov}::text[], {met}::text[],
-                             {fun}::text[], {imp}::text[], {app}::text[], {ds}::text[],
-                             {rat}::text[], {evi}::text[], {eva}::text[], {at}::timestamptz[],
-                             {act}::text[])
-                      as v(event_id, id, commitment_id, assessor, assessor_kind, assessed_on,
-                           overall, met, funding, impact, appropriateness, delivery_status,
-                           rationale, evidence_ids, evaluation, recorded_at, actor)
-                 join appended a on a.event_id = v.event_id
-             ), current_verdicts as (
-                 update commitments c
-                    set version = v.version, updated_at = v.recorded_at,
-                        last_transaction_id = a.transaction_id, last_position = a.position,
-                        current_assessment_id = case
-                            when c.current_assessment_id is null or not exists (
-                                select 1 from assessments x
-                                where x.id = c.current_assessment_id
-                                  and (x.assessed_on, x.position) > (v.assessed_on, a.position))
-                            then v.id else c.current_assessment_id end
-                   from unnest({ev}::uuid[], {id}::uuid[], {cm}::uuid[], {on}::date[],
-                               {at}::timestamptz[], {ver}::int4[])
-                        as v(event_id, id, commitment_id, assessed_on, recorded_at, version)
-                   join appended a on a.event_id = v.event_id
-                  where c.id = v.commitment_id
-             )",
-            ev = n(0),
-            id = n(1),
-            cm = n(2),
-            asr = n(3),
-            kind = n(4),
-            on = n(5),
-            ov = n(6),
-            met = n(7),
-            fun = n(8),
-            imp = n(9),
-            app = n(10),
-            ds = n(11),
-            rat = n(12),
-            evi = n(13),
-            eva = n(14),
-            at = n(15),
-            act = n(16),
-            ver = n(17),
-        )
+        verdict_ctes(first)
     }
 
     fn bind<'q>(

@@ -459,25 +459,12 @@ pub fn seal_many(appends: &[Append<'_>]) -> StoreResult<Sealed> {
     })
 }
 
-/// Writes sealed events in one statement (in the order given, so positions follow it), the
-/// streams' new heads, their personal data and `fused`'s projection writes, and fills in
-/// each event's position and transaction id.
-pub async fn write_sealed(
-    conn: &mut PgConnection,
-    sealed: &mut Sealed,
-    fused: Option<&dyn Fused>,
-) -> StoreResult<()> {
-    let stored = &mut sealed.events;
-    let personal_rows = &sealed.personal;
-    let all: Vec<&StoredEvent> = stored.iter().flatten().collect();
-    if all.is_empty() {
-        return Ok(());
-    }
-    let heads: Vec<&StoredEvent> = stored.iter().filter_map(|events| events.last()).collect();
-    // One round trip for the whole batch: the rows (in the order given, so positions follow
-    // it) and each stream's new head.
+/// The statement [`write_sealed`] sends: the events (parameters `$1`–`$12`, one array each,
+/// in order), the personal fields (`$17`–`$20`) and the streams' new heads (`$13`–`$16`),
+/// and, after them, the expressions `fused` names, numbered from `$21` (see [`Fused`]).
+pub fn append_statement(fused: Option<&str>) -> String {
     // language=PostgreSQL
-    let sql = format!(
+    format!(
         "with appended as (
              insert into events (event_id, stream_id, stream_type, version, event_type,
                                  schema_version, payload, metadata, occurred_at, recorded_at,
@@ -503,10 +490,28 @@ pub async fn write_sealed(
                 set version = excluded.version, last_hash = excluded.last_hash
          ){}
          select event_id, position, transaction_id from appended",
-        fused
-            .map(|f| format!(", {}", f.ctes(21)))
-            .unwrap_or_default()
-    );
+        fused.map(|f| format!(", {f}")).unwrap_or_default()
+    )
+}
+
+/// Writes sealed events in one statement (in the order given, so positions follow it), the
+/// streams' new heads, their personal data and `fused`'s projection writes, and fills in
+/// each event's position and transaction id.
+pub async fn write_sealed(
+    conn: &mut PgConnection,
+    sealed: &mut Sealed,
+    fused: Option<&dyn Fused>,
+) -> StoreResult<()> {
+    let stored = &mut sealed.events;
+    let personal_rows = &sealed.personal;
+    let all: Vec<&StoredEvent> = stored.iter().flatten().collect();
+    if all.is_empty() {
+        return Ok(());
+    }
+    let heads: Vec<&StoredEvent> = stored.iter().filter_map(|events| events.last()).collect();
+    // One round trip for the whole batch: the rows (in the order given, so positions follow
+    // it) and each stream's new head.
+    let sql = append_statement(fused.map(|f| f.ctes(21)).as_deref());
     let query = sqlx::query(AssertSqlSafe(sql))
         .bind(all.iter().map(|e| e.event_id).collect::<Vec<_>>())
         .bind(all.iter().map(|e| e.stream_id).collect::<Vec<_>>())
