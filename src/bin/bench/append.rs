@@ -200,6 +200,18 @@ fn pgbench_own_transaction(per: usize, token: Uuid, pipelined: bool) -> anyhow::
     ))
 }
 
+/// The events and assessments on the commitments of pgbench's runs of the server's
+/// transaction, to check that each transaction it counts wrote one of each.
+async fn own_rows(pool: &PgPool) -> anyhow::Result<(i64, i64)> {
+    // language=PostgreSQL
+    Ok(sqlx::query_as(
+        "select (select count(*) from events e join ceiling_streams c on e.stream_id = c.id),
+                (select count(*) from assessments a join ceiling_streams c on a.commitment_id = c.id)",
+    )
+    .fetch_one(pool)
+    .await?)
+}
+
 pub async fn run(server_url: &str, args: &AppendArgs) -> anyhow::Result<Value> {
     let max_clients = args.clients.iter().copied().max().unwrap_or(1) as u32;
     with_database(server_url, max_clients + 2, async |db| {
@@ -282,13 +294,24 @@ pub async fn run(server_url: &str, args: &AppendArgs) -> anyhow::Result<Value> {
             let pg_rate = pg["tps"].as_f64().unwrap_or(0.0);
             let mut own_runs = Vec::new();
             for pipelined in [false, true] {
-                let script = pgbench_own_transaction(args.commitments / clients, token_id, pipelined)?;
+                let script =
+                    pgbench_own_transaction(args.commitments / clients, token_id, pipelined)?;
                 let url = db.url.clone();
                 let seconds = args.seconds;
-                own_runs.push(
+                let before = own_rows(&db.pool).await?;
+                let run =
                     tokio::task::spawn_blocking(move || pgbench(&url, &script, clients, seconds))
-                        .await??,
+                        .await??;
+                let after = own_rows(&db.pool).await?;
+                let transactions = run["transactions"].as_f64().unwrap_or(0.0) as i64;
+                anyhow::ensure!(
+                    after.0 - before.0 == transactions && after.1 - before.1 == transactions,
+                    "pgbench's {transactions} runs of the server's transaction wrote {} events \
+                     and {} assessments",
+                    after.0 - before.0,
+                    after.1 - before.1
                 );
+                own_runs.push(run);
             }
             let own_pipelined = own_runs.pop().context("a pipelined run")?;
             let own = own_runs.pop().context("a run")?;

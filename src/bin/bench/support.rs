@@ -402,6 +402,7 @@ pub fn pgbench(db_url: &str, script: &str, clients: usize, seconds: f64) -> anyh
         "client": "pgbench -M prepared",
         "tps": number_after("tps = ")?.round(),
         "latency_average_ms": number_after("latency average = ")?,
+        "transactions": number_after("number of transactions actually processed: ")?,
     }))
 }
 
