@@ -46,6 +46,16 @@ async fn the_append_benchmark_reports_each_client_count_against_its_ceiling() {
         assert!(number(&level["ceiling"]["inserts"]) >= clients, "{report}");
         // A ratio, whatever the machine's load (rounded, it may be 0.0).
         assert!(number(&level["ratio"]) >= 0.0, "{report}");
+        // pgbench ran the server's own transaction, one statement at a time and pipelined
+        // (the bench checks that each transaction it counted wrote its rows).
+        let own = &level["pgbench_own_transaction"];
+        for run in ["one_statement_at_a_time", "pipelined"] {
+            assert!(number(&own[run]["transactions"]) >= 1.0, "{report}");
+        }
+        assert!(
+            number(&level["ratio_to_own_transaction"]) >= 0.0,
+            "{report}"
+        );
     }
 }
 
@@ -101,6 +111,10 @@ async fn the_fanout_benchmark_delivers_every_round_to_every_subscriber() {
     let levels = report["levels"].as_array().expect("levels");
     assert_eq!(levels[0]["deliveries"], 6, "{report}");
     assert_eq!(levels[1]["deliveries"], 20, "{report}");
+    // The floor delivered the same rounds to the same number of subscribers.
+    assert_eq!(levels[0]["floor"]["deliveries"], 6, "{report}");
+    assert_eq!(levels[1]["floor"]["deliveries"], 20, "{report}");
+    assert!(number(&levels[1]["p99_over_floor"]) >= 0.0, "{report}");
     assert!(
         number(&levels[1]["server_rss_mib"]["peak"]) > 0.0,
         "{report}"

@@ -7,7 +7,7 @@
 //! for every subscriber's receipt.
 
 use crate::support::{
-    Client, Latencies, Server, admin_token, assess_body, assessed_id, register_commitments,
+    Client, Latencies, Server, admin_token, assess_body, assessed_id, ratio, register_commitments,
     with_database,
 };
 use anyhow::Context;
@@ -152,18 +152,15 @@ impl Collector {
     }
 }
 
+/// Connects `subscribers` to `server` (the server, or the floor in its place), proves them
+/// live, and times `rounds` assessments from each answer to every receipt.
 async fn one_level(
-    db_url: &str,
+    server: Server,
     token: &str,
     commitment: &str,
     subscribers: usize,
     rounds: usize,
 ) -> anyhow::Result<Value> {
-    let server = Server::start(
-        db_url,
-        &[("WS_MAX_CONNECTIONS", (subscribers + 16).to_string())],
-    )
-    .await?;
     let idle = server.memory()?;
     let (tx, rx) = mpsc::unbounded_channel();
     let token: Arc<str> = token.into();
@@ -254,11 +251,26 @@ pub async fn run(server_url: &str, args: &FanoutArgs) -> anyhow::Result<Value> {
         };
         let mut levels = Vec::new();
         for &n in &args.subscribers {
-            levels.push(one_level(&db.url, &token, &commitment, n, args.rounds).await?);
+            let server =
+                Server::start(&db.url, &[("WS_MAX_CONNECTIONS", (n + 16).to_string())]).await?;
+            let mut level = one_level(server, &token, &commitment, n, args.rounds).await?;
+            let floor = one_level(Server::start_floor().await?, &token, &commitment, n, args.rounds)
+                .await
+                .context("the floor")?;
+            let p99 = |l: &Value| l["answer_to_receipt"]["p99_ms"].as_f64().unwrap_or(f64::NAN);
+            level["p99_over_floor"] = json!(ratio(p99(&level), p99(&floor)));
+            level["floor"] = json!({
+                "deliveries": floor["deliveries"],
+                "answer_to_receipt": floor["answer_to_receipt"],
+                "cpu_us_per_delivery": floor["server_cpu_us_per_delivery"],
+                "rss_mib": floor["server_rss_mib"],
+            });
+            levels.push(level);
         }
         Ok(json!({
             "scenario": "fanout",
             "measure": "from the mutation's HTTP answer to each subscriber's receipt (0 when the receipt came first)",
+            "floor": "the same subscribers and rounds against a process that only acknowledges them and sends each one shared message of the same shape and size per assessment, answering each POST at once (src/bin/bench/floor.rs)",
             "levels": levels,
         }))
     })

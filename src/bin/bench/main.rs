@@ -29,6 +29,7 @@
 mod append;
 mod export;
 mod fanout;
+mod floor;
 mod log;
 mod ordering;
 mod read;
@@ -225,6 +226,9 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     if scenario == support::SERVE_CHILD {
         return runtime.block_on(support::serve_child());
+    }
+    if scenario == support::FLOOR_CHILD {
+        return runtime.block_on(floor::floor_child());
     }
     let flags = Flags::parse(args)?;
     let server = std::env::var("BENCH_DATABASE_URL")

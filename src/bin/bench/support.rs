@@ -22,6 +22,9 @@ use uuid::Uuid;
 /// The hidden first argument that makes the bench binary run the server (see [`Server`]).
 pub const SERVE_CHILD: &str = "__serve";
 
+/// The argument that makes this binary the fan-out floor (`floor.rs`) instead.
+pub const FLOOR_CHILD: &str = "__floor";
+
 /// A database made for one scenario and dropped after it.
 pub struct BenchDatabase {
     server: String,
@@ -92,15 +95,29 @@ impl Server {
     /// Starts the server on `database_url` with the given extra environment (the server's
     /// documented variables) and waits until it listens.
     pub async fn start(database_url: &str, env: &[(&str, String)]) -> anyhow::Result<Self> {
+        let mut all = vec![
+            ("DATABASE_URL", database_url.to_owned()),
+            (
+                "RUST_LOG",
+                std::env::var("BENCH_SERVER_LOG").unwrap_or("warn".into()),
+            ),
+        ];
+        all.extend_from_slice(env);
+        Self::spawn(SERVE_CHILD, &all).await
+    }
+
+    /// Starts the fan-out floor (`floor.rs`) in the server's place.
+    pub async fn start_floor() -> anyhow::Result<Self> {
+        Self::spawn(FLOOR_CHILD, &[]).await
+    }
+
+    /// Runs this binary again as `child`, with `env`, and waits until it prints the address
+    /// it listens on.
+    async fn spawn(child: &str, env: &[(&str, String)]) -> anyhow::Result<Self> {
         let exe = std::env::current_exe()?;
         let mut command = Command::new(exe);
         command
-            .arg(SERVE_CHILD)
-            .env("DATABASE_URL", database_url)
-            .env(
-                "RUST_LOG",
-                std::env::var("BENCH_SERVER_LOG").unwrap_or("warn".into()),
-            )
+            .arg(child)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
