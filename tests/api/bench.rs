@@ -114,7 +114,14 @@ async fn the_fanout_benchmark_delivers_every_round_to_every_subscriber() {
     // The floor delivered the same rounds to the same number of subscribers.
     assert_eq!(levels[0]["floor"]["deliveries"], 6, "{report}");
     assert_eq!(levels[1]["floor"]["deliveries"], 20, "{report}");
-    assert!(number(&levels[1]["p99_over_floor"]) >= 0.0, "{report}");
+    // A ratio to the floor's p99, unless every receipt from the floor came before its
+    // answer (0 ms), as it may with ten subscribers.
+    let floor_p99 = number(&levels[1]["floor"]["answer_to_receipt"]["p99_ms"]);
+    if floor_p99 > 0.0 {
+        assert!(number(&levels[1]["p99_over_floor"]) >= 0.0, "{report}");
+    } else {
+        assert!(levels[1]["p99_over_floor"].is_null(), "{report}");
+    }
     assert!(
         number(&levels[1]["server_rss_mib"]["peak"]) > 0.0,
         "{report}"

@@ -258,7 +258,12 @@ pub async fn run(server_url: &str, args: &FanoutArgs) -> anyhow::Result<Value> {
                 .await
                 .context("the floor")?;
             let p99 = |l: &Value| l["answer_to_receipt"]["p99_ms"].as_f64().unwrap_or(f64::NAN);
-            level["p99_over_floor"] = json!(ratio(p99(&level), p99(&floor)));
+            // The floor sends while it answers, so with few subscribers every receipt can come
+            // before the answer (0 ms): then there is no ratio to give.
+            level["p99_over_floor"] = match p99(&floor) {
+                floor_p99 if floor_p99 > 0.0 => json!(ratio(p99(&level), floor_p99)),
+                _ => Value::Null,
+            };
             level["floor"] = json!({
                 "deliveries": floor["deliveries"],
                 "answer_to_receipt": floor["answer_to_receipt"],
