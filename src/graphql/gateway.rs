@@ -389,10 +389,11 @@ impl Executor for Gateway {
                 None,
             );
             let finisher = gateway.clone();
-            gateway
+            let results = gateway
                 .inner
                 .schema
-                .execute_stream_with_session_data(request, session_data.unwrap_or_default())
+                .execute_stream_with_session_data(request, session_data.unwrap_or_default());
+            super::loaders::gathering::GatherStream::new(Box::pin(results))
                 .map(move |mut response| {
                     finisher.finish(
                         &document,

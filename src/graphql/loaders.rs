@@ -23,7 +23,8 @@ use uuid::Uuid;
 /// spawned once the request has nothing left to do but wait for them: every key it asked
 /// for is in the batch, and so is every key another request asks for before the task is
 /// run, which under load is later.
-/// Loads started elsewhere (a WebSocket operation) keep a short fixed wait.
+/// A subscription's results gather the same way ([`gathering::GatherStream`]); loads started
+/// elsewhere keep a short fixed wait.
 pub mod gathering {
     use futures_util::future::BoxFuture;
     use std::cell::RefCell;
@@ -108,31 +109,74 @@ pub mod gathering {
         }
     }
 
+    /// Polls with `poll`, holding back the load tasks it starts, and spawns them once the
+    /// poll has ended ready, or pending with nothing left to do but wait for them.
+    fn gathering<T>(
+        held: &mut Vec<BoxFuture<'static, ()>>,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        let noting = Arc::new(Noting {
+            inner: cx.waker().clone(),
+            woken: AtomicBool::new(false),
+        });
+        let waker = Waker::from(noting.clone());
+        let outcome = {
+            let _restore = Restore {
+                previous: HELD.with(|h| h.replace(Some(Vec::new()))),
+                into: &mut *held,
+            };
+            poll(&mut Context::from_waker(&waker))
+        };
+        if outcome.is_ready() || !noting.woken.load(Ordering::Acquire) {
+            for task in held.drain(..) {
+                tokio::spawn(task);
+            }
+        }
+        outcome
+    }
+
     impl<F: Future> Future for GatherLoads<F> {
         type Output = F::Output;
 
         fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
             let this = self.get_mut();
-            let noting = Arc::new(Noting {
-                inner: cx.waker().clone(),
-                woken: AtomicBool::new(false),
-            });
-            let waker = Waker::from(noting.clone());
-            let outcome = {
-                let _restore = Restore {
-                    previous: HELD.with(|h| h.replace(Some(Vec::new()))),
-                    into: &mut this.held,
-                };
-                this.execution
-                    .as_mut()
-                    .poll(&mut Context::from_waker(&waker))
-            };
-            if outcome.is_ready() || !noting.woken.load(Ordering::Acquire) {
-                for task in this.held.drain(..) {
-                    tokio::spawn(task);
-                }
+            let execution = &mut this.execution;
+            gathering(&mut this.held, cx, |cx| execution.as_mut().poll(cx))
+        }
+    }
+
+    /// A subscription's results, each executed as [`GatherLoads`] executes a request: the
+    /// loads of one result start once its execution has nothing left to do but wait for them.
+    pub struct GatherStream<S> {
+        results: Pin<Box<S>>,
+        held: Vec<BoxFuture<'static, ()>>,
+    }
+
+    impl<S> GatherStream<S> {
+        pub fn new(results: Pin<Box<S>>) -> Self {
+            Self {
+                results,
+                held: Vec::new(),
             }
-            outcome
+        }
+    }
+
+    impl<S: futures_util::Stream> futures_util::Stream for GatherStream<S> {
+        type Item = S::Item;
+
+        fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+            let this = self.get_mut();
+            let results = &mut this.results;
+            gathering(&mut this.held, cx, |cx| results.as_mut().poll_next(cx))
+        }
+    }
+
+    impl<S> Drop for GatherStream<S> {
+        fn drop(&mut self) {
+            for task in self.held.drain(..) {
+                tokio::spawn(task);
+            }
         }
     }
 
