@@ -66,14 +66,14 @@ pub mod gathering {
     /// them held: the next slice's keys join the same batches.
     pub struct GatherLoads<F> {
         execution: Pin<Box<F>>,
-        held: Vec<BoxFuture<'static, ()>>,
+        held: Held,
     }
 
     impl<F> GatherLoads<F> {
         pub fn new(execution: Pin<Box<F>>) -> Self {
             Self {
                 execution,
-                held: Vec::new(),
+                held: Held::default(),
             }
         }
     }
@@ -142,7 +142,7 @@ pub mod gathering {
         fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
             let this = self.get_mut();
             let execution = &mut this.execution;
-            gathering(&mut this.held, cx, |cx| execution.as_mut().poll(cx))
+            gathering(&mut this.held.0, cx, |cx| execution.as_mut().poll(cx))
         }
     }
 
@@ -150,14 +150,14 @@ pub mod gathering {
     /// loads of one result start once its execution has nothing left to do but wait for them.
     pub struct GatherStream<S> {
         results: Pin<Box<S>>,
-        held: Vec<BoxFuture<'static, ()>>,
+        held: Held,
     }
 
     impl<S> GatherStream<S> {
         pub fn new(results: Pin<Box<S>>) -> Self {
             Self {
                 results,
-                held: Vec::new(),
+                held: Held::default(),
             }
         }
     }
@@ -168,22 +168,18 @@ pub mod gathering {
         fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
             let this = self.get_mut();
             let results = &mut this.results;
-            gathering(&mut this.held, cx, |cx| results.as_mut().poll_next(cx))
+            gathering(&mut this.held.0, cx, |cx| results.as_mut().poll_next(cx))
         }
     }
 
-    impl<S> Drop for GatherStream<S> {
-        fn drop(&mut self) {
-            for task in self.held.drain(..) {
-                tokio::spawn(task);
-            }
-        }
-    }
+    /// Load tasks held back by a poll. Dropped with a request or subscription before they
+    /// were spawned, they are spawned then: other requests may wait on a held batch.
+    #[derive(Default)]
+    struct Held(Vec<BoxFuture<'static, ()>>);
 
-    impl<F> Drop for GatherLoads<F> {
+    impl Drop for Held {
         fn drop(&mut self) {
-            // Other requests may wait on a held batch.
-            for task in self.held.drain(..) {
+            for task in self.0.drain(..) {
                 tokio::spawn(task);
             }
         }
